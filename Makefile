@@ -1,0 +1,52 @@
+# The README's two commands: `make demo` and `make test`. Each does its own set-up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OPSBOOK := $(VENV)/bin/opsbook
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+REPORTS ?= reports
+PYTEST_ARGS ?=
+
+.PHONY: help install toolchain demo test lint typecheck bench clean sandbox-up sandbox-down
+
+help:
+	@echo "make demo      set up, start the sandbox, run the runbooks, write HTML reports under $(REPORTS)/"
+	@echo "make test      set up and run the whole suite against the sandbox (real kube-apiserver + moto)"
+	@echo "make lint      ruff + mypy --strict"
+	@echo "make bench     benchmarks, side-by-side ratios (see docs/benchmarks.md)"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need python3 >= 3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+toolchain: $(STAMP)
+	$(OPSBOOK) toolchain
+
+demo: toolchain
+	$(PY) -m opsbook.demo --reports $(REPORTS)
+
+test: toolchain
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lib tests benches
+	$(VENV)/bin/mypy
+
+bench: toolchain
+	$(PY) benches/run.py
+
+sandbox-up: toolchain
+	$(OPSBOOK) sandbox up
+
+sandbox-down: $(STAMP)
+	$(OPSBOOK) sandbox down
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache

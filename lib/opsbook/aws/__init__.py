@@ -1,0 +1,1 @@
+"""Reading from (and, for the sandbox, writing to) AWS."""
