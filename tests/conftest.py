@@ -1,0 +1,58 @@
+"""Shared fixtures: one real sandbox (kube-apiserver + kwok nodes + moto server) per test session.
+
+The sandbox is built and started here if needed; a missing toolchain is built,
+never skipped. Set OPSBOOK_KEEP_SANDBOX=1 to leave it running after the session
+(faster reruns while developing); CI always tears it down.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from opsbook.k8s.client import api_client
+from opsbook.sandbox import Sandbox
+from opsbook.sandbox.cluster import Timing
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_SANDBOX = os.environ.get("OPSBOOK_TEST_SANDBOX", "opsbook-test")
+# Fast failure timing: 10 s grace, 10 s tolerations (production: 40-50 s and 300 s).
+TEST_TIMING = Timing(heartbeat_factor=0.25, not_ready_toleration_s=10, unreachable_toleration_s=10)
+
+# Kernels started by papermill/nbval find `python` on PATH: make it this venv's.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    sb = Sandbox(TEST_SANDBOX)
+    sb.up(timing=TEST_TIMING, progress=lambda m: print(f"[sandbox] {m}", file=sys.stderr))
+    sb.activate()  # exported so kernels started by papermill/nbval inherit it
+    yield sb
+    if os.environ.get("OPSBOOK_KEEP_SANDBOX") != "1" or os.environ.get("CI"):
+        sb.down()
+
+
+@pytest.fixture(scope="session")
+def api(sandbox: Sandbox) -> Iterator[k8s.ApiClient]:
+    st = sandbox.state()
+    assert st is not None
+    client = api_client(st.kubeconfig)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(api: k8s.ApiClient) -> Iterator[str]:
+    """A fresh uuid-named namespace, deleted after the test."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = k8s.CoreV1Api(api)
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={"opsbook-test": "1"})))
+    yield name
+    core.delete_namespace(name, grace_period_seconds=0)

@@ -1,0 +1,127 @@
+"""The sandbox is a real control plane: scheduler, kwok, node controller, restarts."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+import pytest
+from kubernetes import client as k8s
+
+from opsbook.sandbox import Sandbox
+from opsbook.sandbox import faults
+
+pytestmark = pytest.mark.sandbox
+
+
+def _deployment(name: str, replicas: int, node_selector: dict[str, str] | None = None) -> k8s.V1Deployment:
+    labels = {"app": name}
+    return k8s.V1Deployment(
+        metadata=k8s.V1ObjectMeta(name=name),
+        spec=k8s.V1DeploymentSpec(
+            replicas=replicas,
+            selector=k8s.V1LabelSelector(match_labels=labels),
+            template=k8s.V1PodTemplateSpec(
+                metadata=k8s.V1ObjectMeta(labels=labels),
+                spec=k8s.V1PodSpec(
+                    node_selector=node_selector,
+                    containers=[k8s.V1Container(name="app", image="example/app:1.0")],
+                ),
+            ),
+        ),
+    )
+
+
+def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _running(core: k8s.CoreV1Api, ns: str, app: str) -> list[k8s.V1Pod]:
+    pods = core.list_namespaced_pod(ns, label_selector=f"app={app}").items
+    return [p for p in pods if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
+
+
+def test_deployment_reaches_three_running_pods(api: k8s.ApiClient, namespace: str) -> None:
+    k8s.AppsV1Api(api).create_namespaced_deployment(namespace, _deployment("web", 3))
+    core = k8s.CoreV1Api(api)
+    pods = _wait(lambda: (r := _running(core, namespace, "web")) and len(r) == 3 and r, 60, "3 running pods")
+    assert {p.spec.node_name for p in pods} <= {n.metadata.name for n in core.list_node().items}
+    assert all(p.status.pod_ip for p in pods)
+
+
+def test_nodes_look_like_kops_and_match_moto(sandbox: Sandbox, api: k8s.ApiClient) -> None:
+    st = sandbox.state()
+    nodes = k8s.CoreV1Api(api).list_node().items
+    assert len(nodes) >= 4
+    igs = {n.metadata.labels["kops.k8s.io/instancegroup"] for n in nodes}
+    assert "master-eu-central-1a" in igs and {"nodes-eu-central-1a", "nodes-eu-central-1b"} <= igs
+    ec2 = boto3.client("ec2", region_name=st.region)
+    instances = {i["InstanceId"]: i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+    for n in nodes:
+        instance_id = n.spec.provider_id.rsplit("/", 1)[1]
+        inst = instances[instance_id]
+        assert inst["PrivateDnsName"] == n.metadata.name
+        assert inst["InstanceType"] == n.metadata.labels["node.kubernetes.io/instance-type"]
+        assert inst["Placement"]["AvailabilityZone"] == n.metadata.labels["topology.kubernetes.io/zone"]
+    groups = boto3.client("autoscaling", region_name=st.region).describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert sum(g["DesiredCapacity"] for g in groups) == len(nodes)
+
+
+@pytest.mark.slow
+def test_lost_node_is_tainted_and_its_pods_evicted(sandbox: Sandbox, api: k8s.ApiClient, namespace: str) -> None:
+    core = k8s.CoreV1Api(api)
+    workers = sorted(n.metadata.name for n in core.list_node(label_selector="kubernetes.io/role=node").items)
+    assert len(workers) >= 3, "node failure needs >= 3 nodes (else master disruption mode evicts nothing)"
+    k8s.AppsV1Api(api).create_namespaced_deployment(namespace, _deployment("api", 3))
+    pods = _wait(lambda: (r := _running(core, namespace, "api")) and len(r) == 3 and r, 60, "3 running pods")
+    victim = pods[0].spec.node_name
+    assert victim in workers
+    on_victim = [p.metadata.name for p in pods if p.spec.node_name == victim]
+    try:
+        faults.stop_heartbeat(sandbox, api, victim)
+        t0 = time.monotonic()
+
+        def unready():
+            node = core.read_node(victim)
+            ready = next(c for c in node.status.conditions if c.type == "Ready")
+            taints = {(t.key, t.effect) for t in node.spec.taints or []}
+            return ready.status == "Unknown" and ("node.kubernetes.io/unreachable", "NoExecute") in taints
+
+        _wait(unready, 90, "node Unknown with the unreachable:NoExecute taint")
+        t_unready = time.monotonic() - t0
+
+        def evicted_and_replaced():
+            pods = core.list_namespaced_pod(namespace, label_selector="app=api").items
+            gone = all(p.metadata.deletion_timestamp is not None for p in pods if p.metadata.name in on_victim)
+            elsewhere = [p for p in _running(core, namespace, "api") if p.spec.node_name != victim]
+            return gone and len(elsewhere) == 3
+
+        _wait(evicted_and_replaced, 90, "pods evicted and replaced on other nodes")
+        node_events = core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={victim}").items
+        pod_events = core.list_namespaced_event(namespace).items
+        assert "NodeNotReady" in {e.reason for e in node_events}
+        assert "TaintManagerEviction" in {e.reason for e in pod_events if e.involved_object.name in on_victim}
+        assert t_unready < 60
+    finally:
+        faults.resume_heartbeat(sandbox, api, victim)
+        _wait(lambda: any(c.type == "Ready" and c.status == "True"
+                          for c in core.read_node(victim).status.conditions), 60, "victim Ready again")
+
+
+@pytest.mark.slow
+def test_apiserver_restart_keeps_objects(sandbox: Sandbox, api: k8s.ApiClient, namespace: str) -> None:
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_config_map(namespace, k8s.V1ConfigMap(
+        metadata=k8s.V1ObjectMeta(name="before-restart"), data={"k": "v"}))
+    timings = faults.restart_apiserver(sandbox)
+    assert timings["ready_at"] >= timings["started_at"] > timings["stopped_at"]
+    assert core.read_namespaced_config_map("before-restart", namespace).data == {"k": "v"}
+    running = __import__("opsbook.sandbox.cluster", fromlist=["x"]).components_running(
+        sandbox.kwok_workdir, sandbox.name)
+    assert running["kube-apiserver"]
