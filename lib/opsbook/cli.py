@@ -150,6 +150,180 @@ def sandbox_env(
     sys.stdout.write(f"{f}\n" if path else f.read_text())
 
 
+def _load_params(runbook_name: str, pairs: list[str], files: list[Path]) -> tuple[object, dict[str, object]]:
+    """Find the runbook and parse -f files then -p pairs by the declared types (raises BadInput)."""
+    import yaml
+
+    from opsbook.engine.catalog import find_runbook
+    from opsbook.engine.params import parse_parameters
+
+    rb = find_runbook(runbook_name)
+    raw: dict[str, object] = {}
+    for f in files:
+        try:
+            data = yaml.safe_load(f.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise BadInput(f"-f {f}: cannot read parameters file ({e}); it must be a YAML mapping") from e
+        if not isinstance(data, dict):
+            raise BadInput(f"-f {f}: the parameters file must be a YAML mapping of name: value")
+        raw.update(data)
+    for pair in pairs:
+        if "=" not in pair:
+            raise BadInput(f"-p {pair!r}: write parameters as NAME=VALUE, e.g. -p wait=300")
+        k, v = pair.split("=", 1)
+        raw[k.strip()] = v
+    return rb, parse_parameters(rb.parameters, raw, rb.name)
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Every runbook: purpose, read-only or mutating, parameters."""
+    from opsbook.engine.catalog import catalog
+
+    table = Table(title="opsbook runbooks")
+    table.add_column("runbook", style="bold")
+    table.add_column("purpose")
+    table.add_column("changes things?")
+    table.add_column("parameters")
+    for rb in catalog():
+        params = ", ".join(f"{p.name}: {p.describe_type()} = {p.default!r}" for p in rb.parameters)
+        table.add_row(rb.name, rb.purpose, "[red]yes (dry-run by default)[/red]" if rb.mutates else "read-only",
+                      params)
+    out.print(table)
+
+
+@app.command("describe")
+def describe_cmd(runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).")]) -> None:
+    """One runbook in full: description and every parameter with type, default and help."""
+    from rich.markdown import Markdown
+
+    from opsbook.engine.catalog import find_runbook
+
+    try:
+        rb = find_runbook(runbook)
+    except OpsbookError as e:
+        raise _fail(e) from e
+    out.print(Markdown(rb.description))
+    out.print(f"\n[bold]{'mutating (dry-run unless told to apply)' if rb.mutates else 'read-only'}[/bold]")
+    table = Table(title="parameters")
+    for col in ("name", "type", "default", "help"):
+        table.add_column(col)
+    for p in rb.parameters:
+        table.add_row(p.name, p.describe_type(), "(required)" if p.required else repr(p.default), p.help)
+    out.print(table)
+    out.print(f"\nrun it: opsbook run {rb.name} -p NAME=VALUE ... --output reports/")
+
+
+@app.command("run")
+def run_cmd(
+    runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).")],
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed by declared type.")] = None,
+    params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML file of parameters.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="Directory or s3://bucket/prefix.")] = "reports",
+    fail_on: Annotated[str, typer.Option(help="Exit 1 on findings at/above: info|low|medium|high|critical.")] = "high",
+    timeout: Annotated[float, typer.Option(min=1, help="Overall time limit in seconds.")] = 1800,
+    sandbox: Annotated[str | None, typer.Option(help="Run against this sandbox's environment.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Execute a runbook and save an immutable report (notebook, HTML, JSON).
+
+    Exit codes: 0 ok · 1 findings at/above --fail-on · 2 bad input · 3 execution error · 4 environment.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from opsbook.engine.run import StepEvent, run_runbook
+    from opsbook.report import SEVERITIES
+
+    try:
+        if fail_on not in SEVERITIES:
+            raise BadInput(f"--fail-on {fail_on!r}: choose one of {', '.join(SEVERITIES)}")
+        rb, params = _load_params(runbook, param or [], params_file or [])
+        env = None
+        if sandbox:
+            from opsbook.sandbox import active_env
+
+            env = active_env(sandbox)
+    except OpsbookError as e:
+        raise _fail(e) from e
+
+    with Progress(TextColumn("[bold]{task.fields[runbook]}[/bold]"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  disable=quiet or not console.is_terminal) as bar:
+        task = bar.add_task("starting kernel", total=None, runbook=rb.name)  # type: ignore[attr-defined]
+
+        def on_step(ev: StepEvent) -> None:
+            bar.update(task, total=ev.total, completed=ev.index - 1, description=ev.name)
+
+        result = run_runbook(rb, params, output=output, fail_on=fail_on, timeout=timeout,  # type: ignore[arg-type]
+                             progress=on_step, env=env)
+        bar.update(task, completed=bar.tasks[0].total or 0, description="done")
+    colour = {"ok": "green", "findings": "yellow", "failed": "red"}[result.status]
+    console.print(f"[{colour}]{result.status.upper()}[/{colour}] {result.runbook} in {result.duration_s:.1f}s; "
+                  f"{len(result.findings)} findings")
+    if result.failed_step:
+        console.print(f"[red]failed at step:[/red] {result.failed_step}\n  {result.error}")
+    for kind in ("html", "json", "ipynb"):
+        out.print(f"{kind:5} {result.locations.get(kind)}")
+    raise typer.Exit(result.exit_code)
+
+
+schedule_app = typer.Typer(help="Run a runbook on a schedule as a Kubernetes CronJob.", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+
+
+def _schedule_objs(runbook: str, cron: str, param: list[str] | None, params_file: list[Path] | None, output: str,
+                   image: str, fail_on: str, timeout: int) -> list[dict[str, object]]:
+    from opsbook.engine import schedule
+
+    rb, params = _load_params(runbook, param or [], params_file or [])
+    objs = schedule.readonly_role_manifests() + schedule.render(
+        rb.name, cron, params, output, image=image, fail_on=fail_on, timeout_s=timeout)  # type: ignore[attr-defined]
+    return objs  # type: ignore[return-value]
+
+
+@schedule_app.command("render")
+def schedule_render(
+    runbook: Annotated[str, typer.Argument(help="Runbook name.")],
+    cron: Annotated[str, typer.Option(help="Five-field cron schedule, e.g. '*/10 * * * *'.")],
+    output: Annotated[str, typer.Option(help="Where reports go, e.g. s3://bucket/opsbook.")],
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")] = None,
+    params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")] = None,
+    image: Annotated[str, typer.Option(help="Runner image built from deploy/Dockerfile.")] = "opsbook-runner:0.1.0",
+    fail_on: Annotated[str, typer.Option(help="Severity that fails the Job.")] = "high",
+    timeout: Annotated[int, typer.Option(min=60, help="Job deadline in seconds.")] = 1800,
+) -> None:
+    """Print the manifests (ClusterRole, ServiceAccount, binding, ConfigMap, CronJob)."""
+    from opsbook.engine import schedule
+
+    try:
+        objs = _schedule_objs(runbook, cron, param, params_file, output, image, fail_on, timeout)
+    except OpsbookError as e:
+        raise _fail(e) from e
+    sys.stdout.write(schedule.to_yaml(objs))  # type: ignore[arg-type]
+
+
+@schedule_app.command("apply")
+def schedule_apply(
+    runbook: Annotated[str, typer.Argument(help="Runbook name.")],
+    cron: Annotated[str, typer.Option(help="Five-field cron schedule.")],
+    output: Annotated[str, typer.Option(help="Where reports go.")],
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")] = None,
+    params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")] = None,
+    image: Annotated[str, typer.Option(help="Runner image.")] = "opsbook-runner:0.1.0",
+    fail_on: Annotated[str, typer.Option(help="Severity that fails the Job.")] = "high",
+    timeout: Annotated[int, typer.Option(min=60, help="Job deadline in seconds.")] = 1800,
+) -> None:
+    """Apply the manifests to the current cluster (KUBECONFIG)."""
+    from opsbook.engine import schedule
+
+    try:
+        objs = _schedule_objs(runbook, cron, param, params_file, output, image, fail_on, timeout)
+        for done in schedule.apply(objs):  # type: ignore[arg-type]
+            out.print(f"applied {done}")
+    except OpsbookError as e:
+        raise _fail(e) from e
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

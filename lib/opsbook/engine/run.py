@@ -1,0 +1,242 @@
+"""Execute one runbook and write its immutable record.
+
+Each run produces ``<runbook>/<UTC-timestamp>-<short-id>.{ipynb,html,json}``
+under the output (a directory or ``s3://bucket/prefix``) plus an ``index.html``
+listing runs newest first. Everything is redacted (:mod:`opsbook.engine.redact`)
+before it is written, and every file is written atomically, so an interrupted run
+never damages earlier reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from papermill.parameterize import parameterize_notebook
+
+from opsbook.engine import render
+from opsbook.engine.catalog import Runbook
+from opsbook.engine.redact import redact_notebook, redact_text, secret_values
+from opsbook.engine.storage import Storage, storage_for
+from opsbook.report import METADATA_KEY, SEVERITY_RANK, Finding
+
+log = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_FINDINGS = "findings"
+STATUS_FAILED = "failed"
+
+
+@dataclass
+class StepEvent:
+    """Progress callback payload: which step is running."""
+
+    index: int
+    total: int
+    name: str
+
+
+@dataclass
+class RunResult:
+    """What one run produced."""
+
+    runbook: str
+    run_id: str
+    status: str
+    exit_code: int
+    started: datetime
+    ended: datetime
+    parameters: dict[str, Any]
+    findings: list[Finding] = field(default_factory=list)
+    records: dict[str, Any] = field(default_factory=dict)
+    failed_step: str | None = None
+    error: str | None = None
+    locations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        """Wall time of the run."""
+        return (self.ended - self.started).total_seconds()
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON summary written beside the report."""
+        counts = {s: 0 for s in SEVERITY_RANK}
+        for f in self.findings:
+            counts[f.severity] += 1
+        return {
+            "runbook": self.runbook,
+            "run_id": self.run_id,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "started": self.started.isoformat(),
+            "ended": self.ended.isoformat(),
+            "duration_s": round(self.duration_s, 3),
+            "parameters": self.parameters,
+            "failed_step": self.failed_step,
+            "error": self.error,
+            "finding_counts": counts,
+            "findings": [f.__dict__ for f in self.findings],
+            "records": self.records,
+            "files": self.locations,
+        }
+
+
+def step_names(nb: Any) -> dict[int, str]:
+    """Name each code cell after the nearest markdown heading/line above it."""
+    names: dict[int, str] = {}
+    last_md = "setup"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            line = next((ln.strip().lstrip("#").strip() for ln in cell.source.splitlines() if ln.strip()), "")
+            if line:
+                last_md = line[:80]
+        elif cell.cell_type == "code":
+            tags = cell.metadata.get("tags", [])
+            if "injected-parameters" in tags:
+                names[i] = "parameters"
+            elif "parameters" in tags:
+                names[i] = "defaults"
+            else:
+                names[i] = last_md
+    return names
+
+
+def collect_findings(nb: Any) -> tuple[list[Finding], dict[str, Any]]:
+    """Read findings and records back from the executed notebook's display metadata."""
+    found: list[Finding] = []
+    records: dict[str, Any] = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get(METADATA_KEY)
+            if not meta:
+                continue
+            if "finding" in meta:
+                found.append(Finding(**meta["finding"]))
+            for f in meta.get("findings", []):
+                found.append(Finding(**f))
+            records.update(meta.get("record", {}))
+    return found, records
+
+
+def run_runbook(
+    runbook: Runbook,
+    parameters: Mapping[str, Any],
+    output: str | Path = "reports",
+    fail_on: str = "high",
+    timeout: float = 1800,
+    progress: Callable[[StepEvent], None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunResult:
+    """Execute ``runbook`` with already-checked ``parameters`` and save the record.
+
+    Args:
+        runbook: from :func:`opsbook.engine.catalog.find_runbook`.
+        parameters: output of :func:`opsbook.engine.params.parse_parameters`.
+        output: directory or ``s3://bucket/prefix``.
+        fail_on: findings at or above this severity make the exit code 1.
+        timeout: overall limit in seconds (also the limit for any one step).
+        progress: called when a step starts.
+        env: extra environment for the kernel (e.g. a sandbox's).
+
+    Returns:
+        The result; ``exit_code`` is 0 ok, 1 findings at/above ``fail_on``, 3 execution error.
+    """
+    store: Storage = storage_for(str(output))
+    started = datetime.now(UTC)
+    run_id = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+    nb = nbformat.read(runbook.path, as_version=4)
+    for cell in nb.cells:  # papermill expects every cell to carry a tags list
+        cell.metadata.setdefault("tags", [])
+    nb.metadata.setdefault("papermill", {})
+    nb = parameterize_notebook(nb, dict(parameters), kernel_name="python3", language="python")
+    names = step_names(nb)
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    total = len(code_cells)
+
+    old_env = dict(os.environ)
+    if env:
+        os.environ.update(env)
+    # the kernel must be this interpreter, whatever `python` is on PATH
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    deadline = time.monotonic() + timeout
+    failed_step: str | None = None
+    error: str | None = None
+    current = {"index": -1}
+
+    def on_cell_start(cell: Any, cell_index: int) -> None:
+        current["index"] = cell_index
+        if time.monotonic() > deadline:
+            raise CellTimeoutError(f"run exceeded its overall timeout of {timeout:.0f}s")
+        if progress and cell.cell_type == "code":
+            progress(StepEvent(code_cells.index(cell_index) + 1, total, names.get(cell_index, "")))
+
+    client = NotebookClient(
+        nb, timeout=int(timeout), kernel_name="python3", allow_errors=False, record_timing=True,
+        resources={"metadata": {"path": str(runbook.path.parent)}}, on_cell_start=on_cell_start,
+    )
+    try:
+        client.execute()
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
+        failed_step = names.get(current["index"], f"cell {current['index']}")
+        error = _short_error(e)
+    except Exception as e:  # noqa: BLE001 - kernel start failures etc. become an execution error record
+        failed_step = names.get(current["index"], "starting the kernel")
+        error = f"{e.__class__.__name__}: {e}"
+        log.debug("run failed: %s", traceback.format_exc())
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+
+    secrets = secret_values({**old_env, **(env or {})})
+    findings, records = collect_findings(nb)
+    ended = datetime.now(UTC)
+    if failed_step is not None:
+        status, code = STATUS_FAILED, 3
+        error = redact_text(error or "", secrets)
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+            f"## ❌ Runbook failed at step: {failed_step}\n\n```\n{error}\n```\n\n"
+            "Steps after this one did not run. Fix the cause above and run again."))
+    elif any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[fail_on] for f in findings):
+        status, code = STATUS_FINDINGS, 1
+    else:
+        status, code = STATUS_OK, 0
+
+    result = RunResult(
+        runbook=runbook.name, run_id=run_id, status=status, exit_code=code, started=started, ended=ended,
+        parameters=dict(parameters), findings=findings, records=records, failed_step=failed_step, error=error,
+    )
+    nb.metadata.setdefault(METADATA_KEY, {})["run"] = {
+        "run_id": run_id, "status": status, "started": started.isoformat(), "ended": ended.isoformat()}
+    redact_notebook(nb, secrets)
+    nb_text = nbformat.writes(nb)
+    html = render.notebook_html(nb, result)
+    result.locations = store.locations(runbook.name, run_id)
+    summary = render.summary_json(result)
+    store.write_run(runbook.name, run_id, {
+        "ipynb": redact_text(nb_text, secrets),
+        "html": redact_text(html, secrets),
+        "json": redact_text(summary, secrets),
+    })
+    store.write_index(render.index_html(store.list_summaries()))
+    return result
+
+
+def _short_error(e: Exception) -> str:
+    ename = getattr(e, "ename", e.__class__.__name__)
+    evalue = getattr(e, "evalue", None)
+    if evalue is not None:
+        return f"{ename}: {evalue}"
+    text = str(e).strip().splitlines()
+    return text[-1] if text else ename

@@ -1,0 +1,136 @@
+"""Where run records go: a local directory or ``s3://bucket/prefix``. Writes are atomic."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from opsbook.aws.session import boundary
+from opsbook.aws.session import client as aws_client
+from opsbook.errors import BadInput
+
+EXTENSIONS = ("ipynb", "html", "json")
+
+
+class Storage(Protocol):
+    """A place for run records."""
+
+    def locations(self, runbook: str, run_id: str) -> dict[str, str]:
+        """Where each file of a run will be."""
+        ...
+
+    def write_run(self, runbook: str, run_id: str, files: dict[str, str]) -> None:
+        """Write a run's files (extension -> text)."""
+        ...
+
+    def list_summaries(self) -> list[dict[str, Any]]:
+        """Every run's JSON summary."""
+        ...
+
+    def write_index(self, html: str) -> None:
+        """Replace the index page."""
+        ...
+
+
+def storage_for(output: str) -> Storage:
+    """A Storage for a directory path or an ``s3://bucket/prefix`` URL."""
+    if output.startswith("s3://"):
+        rest = output[5:]
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise BadInput(f"--output {output!r}: give a bucket, as in s3://my-bucket/opsbook-reports")
+        return S3Storage(bucket, prefix.strip("/"))
+    if "://" in output:
+        raise BadInput(f"--output {output!r}: use a directory or s3://bucket/prefix")
+    return LocalStorage(Path(output))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LocalStorage:
+    """Run records in a directory tree."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def locations(self, runbook: str, run_id: str) -> dict[str, str]:
+        """Paths of a run's files."""
+        return {ext: str(self.root / runbook / f"{run_id}.{ext}") for ext in EXTENSIONS}
+
+    def write_run(self, runbook: str, run_id: str, files: dict[str, str]) -> None:
+        """Write the notebook and HTML first, the JSON summary last (it marks a complete run)."""
+        for ext in ("ipynb", "html", "json"):
+            atomic_write(self.root / runbook / f"{run_id}.{ext}", files[ext])
+
+    def list_summaries(self) -> list[dict[str, Any]]:
+        """Every complete run's summary."""
+        out = []
+        for p in self.root.glob("*/*.json"):
+            try:
+                out.append(json.loads(p.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue
+        return out
+
+    def write_index(self, html: str) -> None:
+        """Replace index.html atomically."""
+        atomic_write(self.root / "index.html", html)
+
+
+class S3Storage:
+    """Run records in S3 (each object is written whole, so writes are atomic)."""
+
+    def __init__(self, bucket: str, prefix: str) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.s3 = aws_client("s3")
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def locations(self, runbook: str, run_id: str) -> dict[str, str]:
+        """s3:// URLs of a run's files."""
+        return {ext: f"s3://{self.bucket}/{self._key(runbook, f'{run_id}.{ext}')}" for ext in EXTENSIONS}
+
+    def write_run(self, runbook: str, run_id: str, files: dict[str, str]) -> None:
+        """Upload the run's files, the JSON summary last."""
+        types = {"ipynb": "application/x-ipynb+json", "html": "text/html", "json": "application/json"}
+        with boundary(f"writing the report to s3://{self.bucket}/{self.prefix}"):
+            for ext in ("ipynb", "html", "json"):
+                self.s3.put_object(Bucket=self.bucket, Key=self._key(runbook, f"{run_id}.{ext}"),
+                                   Body=files[ext].encode(), ContentType=types[ext])
+
+    def list_summaries(self) -> list[dict[str, Any]]:
+        """Every run's summary under the prefix."""
+        out = []
+        with boundary(f"listing reports in s3://{self.bucket}/{self.prefix}"):
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key() + "/" if self.prefix else "")
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    if obj["Key"].endswith(".json"):
+                        body = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                        out.append(json.loads(body))
+        return out
+
+    def write_index(self, html: str) -> None:
+        """Upload index.html."""
+        with boundary("writing the report index"):
+            self.s3.put_object(Bucket=self.bucket, Key=self._key("index.html"), Body=html.encode(),
+                               ContentType="text/html")

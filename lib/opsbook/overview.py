@@ -1,0 +1,132 @@
+"""Cluster inventory: Kubernetes nodes and EC2 instances side by side.
+
+The small example runbook (``notebooks/cluster-inventory.ipynb``) and the demo
+use this; it is also the first thing a new developer should look at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from kubernetes import client as k8s
+from matplotlib.figure import Figure
+
+from opsbook.aws.session import boundary as aws_boundary
+from opsbook.aws.session import client as aws_client
+from opsbook.k8s.client import api_client, list_all
+from opsbook.k8s.client import boundary as k8s_boundary
+from opsbook.report import finding
+
+NODE_COLUMNS = ["node", "instance_group", "role", "instance_type", "zone", "instance_id", "ready", "age_h"]
+INSTANCE_COLUMNS = ["instance_id", "instance_group", "instance_type", "zone", "state", "private_dns",
+                    "launch_time"]
+
+
+def nodes_table(api: k8s.ApiClient | None = None) -> pd.DataFrame:
+    """The cluster's nodes.
+
+    Returns:
+        DataFrame with columns node, instance_group, role, instance_type, zone, instance_id, ready, age_h.
+    """
+    api = api or api_client()
+    with k8s_boundary("listing nodes", api):
+        nodes = list_all(k8s.CoreV1Api(api).list_node)
+    now = pd.Timestamp.now(tz="UTC")
+    rows = []
+    for n in nodes:
+        labels = n.metadata.labels or {}
+        ready = next((c.status for c in n.status.conditions or [] if c.type == "Ready"), "Unknown")
+        rows.append({
+            "node": n.metadata.name,
+            "instance_group": labels.get("kops.k8s.io/instancegroup", ""),
+            "role": labels.get("kubernetes.io/role", "control-plane"
+                               if "node-role.kubernetes.io/control-plane" in labels else "node"),
+            "instance_type": labels.get("node.kubernetes.io/instance-type", ""),
+            "zone": labels.get("topology.kubernetes.io/zone", ""),
+            "instance_id": (n.spec.provider_id or "").rsplit("/", 1)[-1],
+            "ready": ready,
+            "age_h": round((now - pd.Timestamp(n.metadata.creation_timestamp)).total_seconds() / 3600, 2),
+        })
+    return pd.DataFrame(rows, columns=NODE_COLUMNS).sort_values(["instance_group", "node"], ignore_index=True)
+
+
+def instances_table(cluster_name: str, region: str | None = None, ec2: Any = None,
+                    max_age_days: int | None = None) -> pd.DataFrame:
+    """The cluster's EC2 instances (tag ``KubernetesCluster``), optionally only those launched recently.
+
+    Returns:
+        DataFrame with columns instance_id, instance_group, instance_type, zone, state, private_dns, launch_time.
+    """
+    ec2 = ec2 or aws_client("ec2", region)
+    rows = []
+    with aws_boundary("describing the cluster's EC2 instances"):
+        pages = ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "tag:KubernetesCluster", "Values": [cluster_name]}])
+        for page in pages:
+            for res in page["Reservations"]:
+                for i in res["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+                    rows.append({
+                        "instance_id": i["InstanceId"],
+                        "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
+                        "instance_type": i["InstanceType"],
+                        "zone": i["Placement"]["AvailabilityZone"],
+                        "state": i["State"]["Name"],
+                        "private_dns": i.get("PrivateDnsName", ""),
+                        "launch_time": pd.Timestamp(i["LaunchTime"]),
+                    })
+    df = pd.DataFrame(rows, columns=INSTANCE_COLUMNS)
+    if max_age_days is not None and not df.empty:
+        df = df[df["launch_time"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=max_age_days)]
+    return df.sort_values(["instance_group", "instance_id"], ignore_index=True)
+
+
+def side_by_side(nodes: pd.DataFrame, instances: pd.DataFrame) -> pd.DataFrame:
+    """Join nodes and instances on instance id; rows with only one side are the interesting ones.
+
+    Returns:
+        DataFrame with columns instance_id, instance_group, instance_type, zone, state, node, ready, joined.
+    """
+    merged = instances.merge(nodes[["instance_id", "node", "ready"]], on="instance_id", how="outer")
+    merged["joined"] = merged["node"].notna() & merged["state"].notna()
+    cols = ["instance_id", "instance_group", "instance_type", "zone", "state", "node", "ready", "joined"]
+    return merged[cols].sort_values(["instance_group", "instance_id"], ignore_index=True)
+
+
+def report_mismatches(joined: pd.DataFrame, not_joined_severity: str = "high") -> int:
+    """Record a finding for every running instance without a node and every node without an instance."""
+    n = 0
+    for row in joined.itertuples():
+        if row.state == "running" and not isinstance(row.node, str):
+            finding("inventory.instance-not-joined", not_joined_severity,
+                    "running EC2 instance has no Kubernetes node: it never joined or its kubelet is down",
+                    object=str(row.instance_id), group="inventory")
+            n += 1
+        elif isinstance(row.node, str) and not isinstance(row.state, str):
+            finding("inventory.node-without-instance", "medium",
+                    "node's providerID points at no EC2 instance of this cluster", object=str(row.node),
+                    group="inventory")
+            n += 1
+    return n
+
+
+def plot_nodes_by_group(nodes: pd.DataFrame) -> Figure:
+    """Bar chart: nodes per instance group, split by readiness."""
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.subplots()
+    if nodes.empty:
+        ax.text(0.5, 0.5, "no nodes", ha="center", va="center")
+        return fig
+    counts = nodes.groupby(["instance_group", "ready"]).size().unstack(fill_value=0)
+    colours = {"True": "#2e7d32", "False": "#b00020", "Unknown": "#9e9e9e"}
+    bottom = None
+    for state in counts.columns:
+        vals = counts[state]
+        ax.barh(counts.index, vals, left=bottom, label=f"Ready={state}", color=colours.get(state, "#555"))
+        bottom = vals if bottom is None else bottom + vals
+    ax.set_xlabel("nodes")
+    ax.set_title("Nodes per instance group")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
