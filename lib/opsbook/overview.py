@@ -12,6 +12,7 @@ import pandas as pd
 from kubernetes import client as k8s
 from matplotlib.figure import Figure
 
+import opsbook.plots  # noqa: F401 - shows returned Figures as PNG in notebooks
 from opsbook.aws.session import boundary as aws_boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.k8s.client import api_client, list_all

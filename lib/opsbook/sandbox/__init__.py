@@ -215,11 +215,11 @@ class Sandbox:
         running = kc.components_running(self.kwok_workdir, self.name)
         if running and all(running.values()) and self.kubeconfig.exists():
             say(f"cluster {self.name!r} already running ({', '.join(sorted(running))})")
+        elif running and (kc.cluster_dir(self.kwok_workdir, self.name) / "pids" / "etcd.cmdline").exists():
+            restarted = kc.ensure_components(self.kwok_workdir, self.name)
+            say(f"restarted stopped components of cluster {self.name!r}: {', '.join(restarted)}")
         elif running:
-            say(f"restarting stopped components of cluster {self.name!r}")
-            for comp, alive in running.items():
-                if not alive and (kc.cluster_dir(self.kwok_workdir, self.name) / "pids" / f"{comp}.cmdline").exists():
-                    kc.start_component(self.kwok_workdir, self.name, comp)
+            say(f"starting stopped cluster {self.name!r}")
             proc = subprocess.run([str(tc.kwokctl), "start", "cluster", "--name", self.name],
                                   env=kc.kwok_env(tc, self.kwok_workdir), capture_output=True, text=True,
                                   check=False)
@@ -230,6 +230,7 @@ class Sandbox:
                 f"heartbeat-factor={timing.heartbeat_factor}")
             kc.kwok_create(tc, self.kwok_workdir, self.name, self.kubeconfig, timing, port=free_port())
         kc.wait_api(self.kubeconfig, timeout=90)
+        kc.save_cmdlines(self.kwok_workdir, self.name)
         return self.kubeconfig
 
     def _start_kind(self, timing: kc.Timing, say: Progress) -> Path:  # pragma: no cover - needs Docker

@@ -81,6 +81,10 @@ def kwok_create(tc: Toolchain, workdir: Path, name: str, kubeconfig: Path, timin
             "default-not-ready-toleration-seconds": str(timing.not_ready_toleration_s),
             "default-unreachable-toleration-seconds": str(timing.unreachable_toleration_s),
         },
+        # One replica each: without leader election they survive an apiserver restart instead of
+        # exiting on a lost lease (kubelet would restart them in a kops cluster; nothing does here).
+        "kube-controller-manager": {"leader-elect": "false"},
+        "kube-scheduler": {"leader-elect": "false"},
         "kwok-controller": {
             "manage-all-nodes": "false",
             "manage-nodes-with-annotation-selector": f"{MANAGED_ANNOTATION}={MANAGED_VALUE}",
@@ -149,6 +153,27 @@ def components_running(workdir: Path, name: str) -> dict[str, bool]:
         pid = read_pid(pid_file)
         out[pid_file.stem] = pid is not None and pid_alive(pid)
     return out
+
+
+def save_cmdlines(workdir: Path, name: str) -> None:
+    """Remember every running component's command line, so a dead one can be restarted."""
+    pids = cluster_dir(workdir, name) / "pids"
+    for pid_file in pids.glob("*.pid"):
+        pid = read_pid(pid_file)
+        if pid is not None:
+            argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+            (pids / f"{pid_file.stem}.cmdline").write_text("\0".join(argv))
+
+
+def ensure_components(workdir: Path, name: str) -> list[str]:
+    """Restart any component that died (as kubelet restarts static pods); return their names."""
+    restarted = []
+    for comp, alive in components_running(workdir, name).items():
+        saved = cluster_dir(workdir, name) / "pids" / f"{comp}.cmdline"
+        if not alive and saved.exists():
+            start_component(workdir, name, comp)
+            restarted.append(comp)
+    return restarted
 
 
 def stop_component(workdir: Path, name: str, component: str) -> list[str]:

@@ -101,6 +101,7 @@ def restart_apiserver(sandbox: Sandbox, down_seconds: float = 2.0, timeout: floa
     kc.start_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver")
     started = time.time()
     kc.wait_api(Path(st.kubeconfig), timeout=timeout)
+    kc.ensure_components(sandbox.kwok_workdir, sandbox.name)
     return {"stopped_at": stopped, "started_at": started, "ready_at": time.time()}
 
 

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"  # 3.6.x pairs with Kubernetes 1.34+
 KWOK_VERSION = "v0.8.0"  # go.mod says go 1.26.0
-KOPS_VERSION = "v1.34.1"
+KOPS_VERSION = "v1.33.1"  # newest tag the Go module proxy serves here (v1.34.x: 403)
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 

@@ -1,0 +1,832 @@
+"""Validate a cluster: ``kops validate cluster`` parity plus the checks popeye/Polaris users expect.
+
+Every check turns a snapshot (:class:`opsbook.k8s.inventory.Snapshot`) into
+*evaluations*: one row per object it looked at, with an empty severity when the
+object passed. Findings are the evaluations with a severity. The same frame
+gives the score, so exclusions cannot distort it: an excluded row leaves the
+numerator *and* the denominator, and is listed.
+
+Checks (id, group, severity):
+
+===================================  =============  =========================================
+``kops.instancegroup.size``          kops           high (critical for a control-plane group)
+``kops.instance.joined``             kops           high
+``kops.node.ready``                  kops           high (critical for a control-plane node)
+``kops.controlplane.components``     kops           critical
+``kops.pod.system_critical``         kops           high
+``nodes.pressure``                   nodes          high
+``nodes.unschedulable``              nodes          low
+``nodes.burstable``                  nodes          info (for the CPU-credit review)
+``workloads.pending``                workloads      medium
+``workloads.crashloop``              workloads      high
+``workloads.image_pull``             workloads      high
+``workloads.restarts``               workloads      medium
+``workloads.oomkilled``              workloads      medium
+``workloads.deployment_available``   workloads      medium (high when none is available)
+``workloads.single_replica``         workloads      low
+``workloads.pdb_blocks_drain``       workloads      medium
+``config.resources``                 config         low
+``config.image_tag``                 config         low
+``config.service_endpoints``         config         medium
+``certs.expiry``                     certificates   medium / high (≤7 d) / critical (expired)
+``certs.apiserver``                  certificates   medium / high (≤7 d) / critical (expired)
+===================================  =============  =========================================
+
+A run PASSES when no ``kops`` check fails (as ``kops validate cluster``) and no
+other finding reaches ``fail_on``. ``max_unready_nodes`` worker nodes may be
+NotReady: they (and the instance-group shortfall they cause) are reported as
+``low`` and tolerated. :func:`validate_until` repeats validation like kops'
+``--wait``/``--count``/``--interval``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from kubernetes import client as k8s
+
+from opsbook.analysis import certs as certmod
+from opsbook.aws import asg as asgmod
+from opsbook.errors import AwsError, BadInput, ClusterUnreachable
+from opsbook.k8s import inventory
+from opsbook.k8s.inventory import BURSTABLE_FAMILIES, CRITICAL_PRIORITY_CLASSES, Snapshot
+from opsbook.report import SEVERITIES, SEVERITY_RANK, Finding
+
+log = logging.getLogger(__name__)
+
+CONTROL_PLANE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+CRITICAL_PRIORITY = 2_000_000_000
+
+CHECKS: dict[str, str] = {  # check id -> group
+    "kops.instancegroup.size": "kops",
+    "kops.instance.joined": "kops",
+    "kops.node.ready": "kops",
+    "kops.controlplane.components": "kops",
+    "kops.pod.system_critical": "kops",
+    "nodes.pressure": "nodes",
+    "nodes.unschedulable": "nodes",
+    "nodes.burstable": "nodes",
+    "workloads.pending": "workloads",
+    "workloads.crashloop": "workloads",
+    "workloads.image_pull": "workloads",
+    "workloads.restarts": "workloads",
+    "workloads.oomkilled": "workloads",
+    "workloads.deployment_available": "workloads",
+    "workloads.single_replica": "workloads",
+    "workloads.pdb_blocks_drain": "workloads",
+    "config.resources": "config",
+    "config.image_tag": "config",
+    "config.service_endpoints": "config",
+    "certs.expiry": "certificates",
+    "certs.apiserver": "certificates",
+}
+# which snapshot kinds each check needs (a forbidden kind degrades these checks)
+NEEDS: dict[str, tuple[str, ...]] = {
+    "nodes": ("kops.instancegroup.size", "kops.instance.joined", "kops.node.ready",
+              "kops.controlplane.components", "nodes.pressure", "nodes.unschedulable", "nodes.burstable"),
+    "pods": ("kops.controlplane.components", "kops.pod.system_critical", "workloads.pending",
+             "workloads.crashloop", "workloads.image_pull", "workloads.restarts", "workloads.oomkilled",
+             "config.resources", "config.image_tag"),
+    "deployments": ("workloads.deployment_available", "workloads.single_replica"),
+    "pdbs": ("workloads.pdb_blocks_drain",),
+    "services": ("config.service_endpoints",),
+    "endpointslices": ("config.service_endpoints",),
+    "secrets": ("certs.expiry",),
+    "configmaps": ("certs.expiry",),
+}
+EVAL_COLUMNS = ["check", "group", "object", "namespace", "severity", "message", "evidence"]
+WAITING_IMAGE = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
+EXCLUDE_KINDS = ("namespace", "check", "object")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How strict the validation is.
+
+    Attributes:
+        max_unready_nodes: worker nodes allowed to be NotReady (control-plane nodes never are).
+        cert_days: certificates expiring within this many days are reported.
+        restart_threshold: a pod restarted at least this often is reported.
+        pending_grace_s: a pod Pending for less than this is not (yet) reported.
+        fail_on: the lowest severity (outside the kops checks) that fails the validation.
+        exclude: known noise, ``namespace:<glob>``, ``check:<glob>`` or ``object:<glob>``.
+    """
+
+    max_unready_nodes: int = 0
+    cert_days: int = 30
+    restart_threshold: int = 5
+    pending_grace_s: int = 120
+    fail_on: str = "high"
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.fail_on not in SEVERITY_RANK or self.fail_on == "info":
+            raise BadInput(f"fail_on {self.fail_on!r} is not one of low, medium, high, critical")
+        if self.max_unready_nodes < 0 or self.cert_days < 0 or self.restart_threshold < 1:
+            raise BadInput("max_unready_nodes and cert_days must be >= 0, restart_threshold >= 1")
+        parse_exclude(self.exclude)
+
+
+@dataclass
+class Inputs:
+    """Everything one validation looks at: the snapshot plus the AWS side.
+
+    Attributes:
+        snapshot: the cluster snapshot.
+        targets: target size per instance group (see :mod:`opsbook.aws.asg`).
+        instances: the cluster's cloud instances, or None when AWS could not be read.
+        apiserver_certs: the API server's serving certificate (``Snapshot.certs`` columns).
+        notes: check or source -> why it is degraded.
+        aws_calls: AWS API calls made.
+    """
+
+    snapshot: Snapshot
+    targets: pd.DataFrame
+    instances: pd.DataFrame | None
+    apiserver_certs: pd.DataFrame
+    notes: dict[str, str] = field(default_factory=dict)
+    aws_calls: int = 0
+
+
+@dataclass
+class Validation:
+    """The result of one validation.
+
+    Attributes:
+        evaluations: every evaluation that counts (``check, group, object, namespace, severity,
+            message, evidence``; empty severity = passed).
+        findings: the evaluations with a severity, most severe first.
+        excluded: evaluations removed by ``exclude``, with the ``rule`` that removed them.
+        notes: degraded checks: ``check, note``.
+        score: percentage of counted evaluations without a finding above ``info``.
+        passed: kops parity holds and no finding reaches ``fail_on``.
+        kops_failures: number of failing kops-parity evaluations.
+        inputs: what was looked at.
+        at: when (UTC).
+    """
+
+    evaluations: pd.DataFrame
+    findings: pd.DataFrame
+    excluded: pd.DataFrame
+    notes: pd.DataFrame
+    score: float
+    passed: bool
+    kops_failures: int
+    inputs: Inputs
+    at: datetime
+
+    def exclusions(self) -> pd.DataFrame:
+        """Per exclude rule: how many evaluations and findings it removed (``rule, evaluations, findings``)."""
+        if self.excluded.empty:
+            return pd.DataFrame(columns=["rule", "evaluations", "findings"])
+        g = self.excluded.assign(finding=self.excluded["severity"] != "").groupby("rule")
+        return pd.DataFrame({"evaluations": g.size(), "findings": g["finding"].sum()}).reset_index()
+
+
+# -- exclusions -------------------------------------------------------------------------------------
+
+def parse_exclude(rules: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    """``["namespace:kube-*", "check:config.*"]`` -> ``[("namespace", "kube-*"), ...]``.
+
+    Raises:
+        BadInput: a rule without one of the prefixes ``namespace:``, ``check:``, ``object:``.
+    """
+    out = []
+    for r in rules:
+        kind, sep, pattern = str(r).partition(":")
+        if not sep or kind not in EXCLUDE_KINDS or not pattern:
+            raise BadInput(f"exclude rule {r!r} must look like namespace:<glob>, check:<glob> or object:<glob> "
+                           "(e.g. namespace:kube-system, check:config.*, object:pod/default/legacy-*)")
+        out.append((kind, pattern))
+    return out
+
+
+def apply_exclude(evals: pd.DataFrame, rules: tuple[str, ...] | list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split evaluations into (kept, excluded); ``excluded`` gains the ``rule`` that matched first."""
+    rule_of = pd.Series("", index=evals.index)
+    for kind, pattern in parse_exclude(rules):
+        col = {"namespace": "namespace", "check": "check", "object": "object"}[kind]
+        hit = evals[col].astype(str).str.match(fnmatch.translate(pattern)) & (rule_of == "")
+        rule_of[hit] = f"{kind}:{pattern}"
+    mask = rule_of != ""
+    return evals[~mask], evals[mask].assign(rule=rule_of[mask])
+
+
+def score(evals: pd.DataFrame) -> float:
+    """Percentage of evaluations without a finding above ``info`` (100 when nothing was evaluated)."""
+    if evals.empty:
+        return 100.0
+    failing = ~evals["severity"].isin(["", "info"])
+    return round(100.0 * (1 - failing.sum() / len(evals)), 1)
+
+
+# -- building evaluation frames --------------------------------------------------------------------
+
+def _evals(check: str, df: pd.DataFrame, mask: pd.Series | None, severity: str | pd.Series,
+           message: Callable[[Any], str], evidence: Callable[[Any], str] | None = None) -> pd.DataFrame:
+    """One evaluation per row of ``df``; rows where ``mask`` is true fail with ``severity``."""
+    ns = df["namespace"] if "namespace" in df else pd.Series("", index=df.index)
+    out = pd.DataFrame({"check": check, "group": CHECKS[check], "object": df["object"].to_numpy(),
+                        "namespace": ns.to_numpy(), "severity": "", "message": "", "evidence": ""},
+                       columns=EVAL_COLUMNS)
+    if mask is None or df.empty:
+        return out
+    m = mask.to_numpy(dtype=bool)
+    if not m.any():
+        return out
+    failing = df[m]
+    sev = severity[m].to_numpy() if isinstance(severity, pd.Series) else severity
+    out.loc[m, "severity"] = sev
+    out.loc[m, "message"] = [message(r) for r in failing.itertuples(index=False)]
+    if evidence:
+        out.loc[m, "evidence"] = [evidence(r) for r in failing.itertuples(index=False)]
+    return out
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=EVAL_COLUMNS)
+
+
+# -- kops parity ------------------------------------------------------------------------------------
+
+def unready_tolerated(nodes: pd.DataFrame, max_unready_nodes: int) -> set[str]:
+    """The worker nodes whose NotReady state is tolerated (the first ``max_unready_nodes`` by name)."""
+    unready = nodes[(nodes["ready"] != "True") & (nodes["role"] != "control-plane")].sort_values("name")
+    return set(unready["name"].head(max_unready_nodes))
+
+
+def check_nodes_ready(nodes: pd.DataFrame, max_unready_nodes: int = 0) -> pd.DataFrame:
+    """``kops.node.ready``: every node Ready (up to ``max_unready_nodes`` workers tolerated)."""
+    tolerated = unready_tolerated(nodes, max_unready_nodes)
+    cp = nodes["role"] == "control-plane"
+    sev = pd.Series("high", index=nodes.index).mask(cp, "critical").mask(nodes["name"].isin(tolerated), "low")
+
+    def msg(r: Any) -> str:
+        why = f" ({r.ready_reason})" if r.ready_reason else ""
+        text = f"{r.role} node {r.name} of instance group {r.instance_group or '?'} is not Ready: Ready={r.ready}{why}"
+        if r.name in tolerated:
+            return text + f"; tolerated (max_unready_nodes={max_unready_nodes})"
+        return text + ". Check its kubelet (`kubectl describe node`, instance status checks)."
+
+    return _evals("kops.node.ready", nodes, nodes["ready"] != "True", sev, msg,
+                  lambda r: f"kubectl describe node {r.name}")
+
+
+def check_instance_groups(nodes: pd.DataFrame, targets: pd.DataFrame, max_unready_nodes: int = 0) -> pd.DataFrame:
+    """``kops.instancegroup.size``: each instance group has at least its target of Ready nodes."""
+    if targets.empty:
+        return _empty()
+    tolerated = unready_tolerated(nodes, max_unready_nodes)
+    ready = nodes[nodes["ready"] == "True"].groupby("instance_group").size()
+    tol = nodes[nodes["name"].isin(tolerated)].groupby("instance_group").size()
+    t = targets.assign(object="instancegroup/" + targets["instance_group"], namespace="")
+    t["ready"] = t["instance_group"].map(ready).fillna(0).astype(int)
+    t["tolerated"] = t["instance_group"].map(tol).fillna(0).astype(int)
+    cp_igs = set(nodes.loc[nodes["role"] == "control-plane", "instance_group"])
+    is_cp = t["instance_group"].isin(cp_igs) | t["instance_group"].str.match(r"^(master|control-plane)")
+    sev = pd.Series("high", index=t.index).mask(is_cp, "critical")
+    sev = sev.mask(t["ready"] + t["tolerated"] >= t["target"], "low")
+
+    def msg(r: Any) -> str:
+        text = (f"instance group {r.instance_group} has {r.ready} Ready node(s), its target is {r.target} "
+                f"(from {r.source})")
+        if r.ready + r.tolerated >= r.target:
+            return text + f"; the shortfall is tolerated (max_unready_nodes={max_unready_nodes})"
+        return text + ". Check the ASG's activity history and instances that did not join."
+
+    return _evals("kops.instancegroup.size", t, t["ready"] < t["target"], sev, msg,
+                  lambda r: f"aws autoscaling describe-scaling-activities --auto-scaling-group-name {r.asg}"
+                  if r.asg else "kubectl get nodes -L kops.k8s.io/instancegroup")
+
+
+def check_instances_joined(nodes: pd.DataFrame, instances: pd.DataFrame) -> pd.DataFrame:
+    """``kops.instance.joined``: every pending/running cloud instance of the cluster is a node."""
+    joined = set(nodes["instance_id"])
+    df = instances.assign(object="instance/" + instances["instance_id"], namespace="")
+    return _evals("kops.instance.joined", df, ~df["instance_id"].isin(joined), "high",
+                  lambda r: (f"instance {r.instance_id} ({r.instance_group or '?'}, {r.state}, {r.private_dns}) "
+                             "has not joined the cluster: check its system log / nodeup and kubelet."),
+                  lambda r: f"aws ec2 get-console-output --instance-id {r.instance_id}")
+
+
+def check_control_plane(nodes: pd.DataFrame, pods: pd.DataFrame) -> pd.DataFrame:
+    """``kops.controlplane.components``: each control-plane node runs apiserver, controller-manager, scheduler."""
+    cp = nodes[nodes["role"] == "control-plane"]
+    if cp.empty:
+        return _empty()
+    live = pods[~pods["terminating"] & (pods["namespace"] == "kube-system")]
+    have = set(zip(live["node"], live["component"], strict=True))
+    rows = [{"object": f"node/{n}", "namespace": "", "node": n, "component": c, "missing": (n, c) not in have}
+            for n in cp["name"] for c in CONTROL_PLANE_COMPONENTS]
+    df = pd.DataFrame(rows)
+    return _evals("kops.controlplane.components", df, df["missing"], "critical",
+                  lambda r: (f"control-plane node {r.node} has no {r.component} pod: the static pod manifest "
+                             "or the kubelet on that node is broken."),
+                  lambda r: f"kubectl -n kube-system get pods -l k8s-app={r.component} -o wide")
+
+
+def check_system_critical(pods: pd.DataFrame) -> pd.DataFrame:
+    """``kops.pod.system_critical``: pods of priority system-*-critical are Running and ready."""
+    crit = pods[(pods["priority_class"].isin(CRITICAL_PRIORITY_CLASSES) | (pods["priority"] >= CRITICAL_PRIORITY))
+                & ~pods["terminating"] & (pods["phase"] != "Succeeded")]
+    bad = (crit["phase"] != "Running") | ~crit["ready"]
+
+    def msg(r: Any) -> str:
+        why = r.waiting_reason or r.scheduled_reason
+        state = r.phase if r.phase != "Running" else "Running but not ready"
+        return (f"{r.priority_class or 'system-critical'} pod {r.namespace}/{r.name} is {state}"
+                f"{f' ({why})' if why else ''} on {r.node or 'no node'}.")
+
+    return _evals("kops.pod.system_critical", crit, bad, "high", msg,
+                  lambda r: f"kubectl -n {r.namespace} describe pod {r.name}")
+
+
+# -- nodes ------------------------------------------------------------------------------------------
+
+def check_node_pressure(nodes: pd.DataFrame) -> pd.DataFrame:
+    """``nodes.pressure``: no Memory/Disk/PID pressure."""
+    return _evals("nodes.pressure", nodes, nodes["pressure"] != "", "high",
+                  lambda r: f"node {r.name} reports {r.pressure}: the kubelet will evict pods; free or add capacity.",
+                  lambda r: f"kubectl describe node {r.name}")
+
+
+def check_node_unschedulable(nodes: pd.DataFrame) -> pd.DataFrame:
+    """``nodes.unschedulable``: cordoned nodes (forgotten after maintenance?)."""
+    return _evals("nodes.unschedulable", nodes, nodes["unschedulable"].astype(bool), "low",
+                  lambda r: f"node {r.name} is cordoned (unschedulable): `kubectl uncordon {r.name}` when done.")
+
+
+def burstable(instance_type: str) -> bool:
+    """Whether an EC2 instance type earns CPU credits (t2, t3, t3a, t4g)."""
+    return instance_type.split(".", 1)[0] in BURSTABLE_FAMILIES
+
+
+def check_node_burstable(nodes: pd.DataFrame) -> pd.DataFrame:
+    """``nodes.burstable``: nodes on burstable instance types, for the CPU-credit review."""
+    mask = nodes["instance_type"].map(burstable).astype(bool) if not nodes.empty else None
+    return _evals("nodes.burstable", nodes, mask, "info",
+                  lambda r: (f"node {r.name} runs on burstable {r.instance_type}: review its CPU credits "
+                             "(cpu-credits runbook)."))
+
+
+# -- workloads --------------------------------------------------------------------------------------
+
+def _live(pods: pd.DataFrame) -> pd.DataFrame:
+    return pods[~pods["terminating"]]
+
+
+def check_pending(pods: pd.DataFrame, now: datetime, grace_s: int = 120) -> pd.DataFrame:
+    """``workloads.pending``: pods Pending longer than ``grace_s``, with the scheduler's reason."""
+    live = _live(pods)
+    age = (pd.Timestamp(now) - pd.to_datetime(live["created"], utc=True)).dt.total_seconds()
+    mask = (live["phase"] == "Pending") & (age.fillna(0) >= grace_s)
+
+    def msg(r: Any) -> str:
+        why = (f"{r.scheduled_reason}: {r.scheduled_message}" if r.scheduled_reason
+               else r.waiting_reason or "not yet started")
+        return f"pod {r.namespace}/{r.name} is Pending: {why}"
+
+    return _evals("workloads.pending", live, mask, "medium", msg,
+                  lambda r: f"kubectl -n {r.namespace} get events --field-selector involvedObject.name={r.name}")
+
+
+def check_crashloop(pods: pd.DataFrame) -> pd.DataFrame:
+    """``workloads.crashloop``: containers in CrashLoopBackOff."""
+    live = _live(pods)
+    return _evals("workloads.crashloop", live, live["waiting_reason"] == "CrashLoopBackOff", "high",
+                  lambda r: (f"pod {r.namespace}/{r.name} is in CrashLoopBackOff after {r.restarts} restarts"
+                             f"{' (last exit: OOMKilled)' if r.oom_killed else ''}: {r.waiting_message}"),
+                  lambda r: f"kubectl -n {r.namespace} logs {r.name} --previous")
+
+
+def check_image_pull(pods: pd.DataFrame) -> pd.DataFrame:
+    """``workloads.image_pull``: containers that cannot pull their image."""
+    live = _live(pods)
+    return _evals("workloads.image_pull", live, live["waiting_reason"].isin(WAITING_IMAGE), "high",
+                  lambda r: (f"pod {r.namespace}/{r.name} cannot pull its image ({r.waiting_reason}): "
+                             f"{r.waiting_message or 'check the image name, tag and registry credentials.'}"),
+                  lambda r: f"kubectl -n {r.namespace} describe pod {r.name}")
+
+
+def check_restarts(pods: pd.DataFrame, threshold: int = 5) -> pd.DataFrame:
+    """``workloads.restarts``: pods whose containers restarted at least ``threshold`` times."""
+    live = _live(pods)
+    return _evals("workloads.restarts", live, live["restarts"] >= threshold, "medium",
+                  lambda r: f"pod {r.namespace}/{r.name} restarted {r.restarts} times (threshold {threshold}).",
+                  lambda r: f"kubectl -n {r.namespace} logs {r.name} --previous")
+
+
+def check_oomkilled(pods: pd.DataFrame) -> pd.DataFrame:
+    """``workloads.oomkilled``: a container's last termination was OOMKilled."""
+    live = _live(pods)
+    return _evals("workloads.oomkilled", live, live["oom_killed"].astype(bool), "medium",
+                  lambda r: (f"pod {r.namespace}/{r.name} was OOMKilled: raise its memory limit or fix the leak."))
+
+
+def check_deployments(deployments: pd.DataFrame) -> pd.DataFrame:
+    """``workloads.deployment_available``: available replicas below desired."""
+    d = deployments
+    sev = pd.Series("medium", index=d.index).mask(d["available"] == 0, "high")
+    return _evals("workloads.deployment_available", d, d["available"] < d["desired"], sev,
+                  lambda r: f"deployment {r.namespace}/{r.name} has {r.available}/{r.desired} replicas available.",
+                  lambda r: f"kubectl -n {r.namespace} rollout status deployment/{r.name}")
+
+
+def check_single_replica(deployments: pd.DataFrame) -> pd.DataFrame:
+    """``workloads.single_replica``: deployments with one replica (no redundancy during a drain)."""
+    d = deployments
+    return _evals("workloads.single_replica", d, d["desired"] == 1, "low",
+                  lambda r: f"deployment {r.namespace}/{r.name} runs a single replica: it is down during every drain.")
+
+
+def check_pdbs(pdbs: pd.DataFrame) -> pd.DataFrame:
+    """``workloads.pdb_blocks_drain``: PodDisruptionBudgets that allow no disruption (block every drain)."""
+    b = pdbs
+    mask = (b["disruptions_allowed"] == 0) & (b["expected_pods"] > 0)
+
+    def msg(r: Any) -> str:
+        spec = f"minAvailable={r.min_available}" if r.min_available else f"maxUnavailable={r.max_unavailable}"
+        return (f"PDB {r.namespace}/{r.name} allows 0 disruptions ({spec}, {r.current_healthy}/{r.expected_pods} "
+                "healthy): node drains and rolling updates will hang on its pods.")
+
+    return _evals("workloads.pdb_blocks_drain", b, mask, "medium", msg,
+                  lambda r: f"kubectl -n {r.namespace} get pdb {r.name} -o yaml")
+
+
+# -- configuration ----------------------------------------------------------------------------------
+
+def _workloads(pods: pd.DataFrame) -> pd.DataFrame:
+    """One representative pod per owning workload (config is the same for all its pods)."""
+    live = _live(pods)
+    rep = live.drop_duplicates("workload")
+    return rep.assign(object=rep["workload"])
+
+
+def image_tag_problem(image: str) -> str:
+    """``"untagged"``, ``"latest"`` or ``""`` for an image reference (digests are pinned)."""
+    if "@" in image:
+        return ""
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "untagged"
+    return "latest" if last.rsplit(":", 1)[1] == "latest" else ""
+
+
+def check_resources(pods: pd.DataFrame) -> pd.DataFrame:
+    """``config.resources``: containers without CPU+memory requests or a memory limit (per workload)."""
+    w = _workloads(pods)
+    missing = w["containers"].map(lambda cs: [c[0] for c in cs if not (c[2] and c[3])])
+
+    def msg(r: Any) -> str:
+        bad = [c for c in r.containers if not (c[2] and c[3])]
+        parts = [f"{c[0]} ({'no requests' if not c[2] else ''}{', ' if not c[2] and not c[3] else ''}"
+                 f"{'no memory limit' if not c[3] else ''})" for c in bad]
+        return f"{r.workload}: containers without requests/limits: {', '.join(parts)}."
+
+    return _evals("config.resources", w, missing.map(bool), "low", msg)
+
+
+def check_image_tags(pods: pd.DataFrame) -> pd.DataFrame:
+    """``config.image_tag``: images on ``latest`` or untagged (per workload)."""
+    w = _workloads(pods)
+    bad = w["containers"].map(lambda cs: [f"{c[1]} ({p})" for c in cs if (p := image_tag_problem(c[1]))])
+    return _evals("config.image_tag", w.assign(bad=bad), bad.map(bool), "low",
+                  lambda r: f"{r.workload}: unpinned images {', '.join(r.bad)}: pin a version tag or digest.")
+
+
+def check_service_endpoints(services: pd.DataFrame) -> pd.DataFrame:
+    """``config.service_endpoints``: services with a selector but no ready endpoint."""
+    s = services[(services["type"] != "ExternalName") & services["has_selector"].astype(bool)]
+    if s["ready_endpoints"].isna().any():
+        return _empty()
+    return _evals("config.service_endpoints", s, s["ready_endpoints"].astype(int) == 0, "medium",
+                  lambda r: (f"service {r.namespace}/{r.name} has no ready endpoints: its selector matches no "
+                             "ready pod, callers get connection refused."),
+                  lambda r: f"kubectl -n {r.namespace} get endpointslices -l kubernetes.io/service-name={r.name}")
+
+
+def check_certs(certs: pd.DataFrame, now: datetime, days: int, check: str = "certs.expiry") -> pd.DataFrame:
+    """``certs.expiry`` / ``certs.apiserver``: certificates expiring within ``days``."""
+    ev = certmod.expiry_evaluations(certs, now, days)
+    if ev.empty:
+        return _empty()
+    return ev.assign(check=check, group=CHECKS[check])[EVAL_COLUMNS]
+
+
+# -- one validation ---------------------------------------------------------------------------------
+
+def evaluate(inputs: Inputs, options: Options | None = None, now: datetime | None = None) -> Validation:
+    """Run every check on ``inputs`` (pure: no API calls).
+
+    Args:
+        inputs: snapshot + AWS side, from :func:`collect`.
+        options: thresholds, ``fail_on`` and exclusions.
+        now: reference time (default: the snapshot's time).
+    """
+    o = options or Options()
+    snap = inputs.snapshot
+    now = now or snap.taken_at
+    n, p = snap.nodes, snap.pods
+    parts = [
+        check_instance_groups(n, inputs.targets, o.max_unready_nodes),
+        check_nodes_ready(n, o.max_unready_nodes),
+        check_control_plane(n, p),
+        check_system_critical(p),
+        check_node_pressure(n), check_node_unschedulable(n), check_node_burstable(n),
+        check_pending(p, now, o.pending_grace_s), check_crashloop(p), check_image_pull(p),
+        check_restarts(p, o.restart_threshold), check_oomkilled(p),
+        check_deployments(snap.deployments), check_single_replica(snap.deployments), check_pdbs(snap.pdbs),
+        check_resources(p), check_image_tags(p), check_service_endpoints(snap.services),
+        check_certs(snap.certs, now, o.cert_days), check_certs(inputs.apiserver_certs, now, o.cert_days,
+                                                              "certs.apiserver"),
+    ]
+    if inputs.instances is not None:
+        parts.append(check_instances_joined(n, inputs.instances))
+    evals = pd.concat([x for x in parts if not x.empty] or [_empty()], ignore_index=True)
+    kept, excluded = apply_exclude(evals, o.exclude)
+    found = kept[kept["severity"] != ""]
+    rank = found["severity"].map(SEVERITY_RANK)
+    findings = found.assign(_r=rank).sort_values(["_r", "group", "check", "object"],
+                                                 ascending=[False, True, True, True]).drop(columns="_r")
+    kops_fail = int(((found["group"] == "kops") & (rank >= SEVERITY_RANK["high"])).sum())
+    passed = kops_fail == 0 and not (rank >= SEVERITY_RANK[o.fail_on]).any()
+    return Validation(evaluations=kept.reset_index(drop=True), findings=findings.reset_index(drop=True),
+                      excluded=excluded.reset_index(drop=True), notes=notes_frame(inputs),
+                      score=score(kept), passed=bool(passed), kops_failures=kops_fail, inputs=inputs,
+                      at=now)
+
+
+def notes_frame(inputs: Inputs) -> pd.DataFrame:
+    """Degraded checks (``check, note``): forbidden kinds and unavailable AWS/TLS sources."""
+    rows = [{"check": c, "note": f"{kind}: {why}"} for kind, why in inputs.snapshot.notes.items()
+            for c in NEEDS.get(kind, ())]
+    rows += [{"check": c, "note": why} for c, why in inputs.notes.items()]
+    return pd.DataFrame(rows, columns=["check", "note"])
+
+
+# -- collecting -------------------------------------------------------------------------------------
+
+@dataclass
+class Sources:
+    """Where to look: the cluster, and optionally its AWS side.
+
+    Attributes:
+        api: Kubernetes ApiClient (default: the configured cluster).
+        cluster: kops cluster name (default ``$KOPS_CLUSTER_NAME``); empty = no AWS side.
+        region: AWS region (default: the environment's).
+        state_store: ``s3://...`` kops state store for instance-group targets; empty = ASG desired.
+        asg, ec2, s3: boto3 clients (default: new ones).
+        limit: page size of the list calls.
+    """
+
+    api: k8s.ApiClient | None = None
+    cluster: str = ""
+    region: str = ""
+    state_store: str = ""
+    asg: Any = None
+    ec2: Any = None
+    s3: Any = None
+    limit: int = inventory.DEFAULT_LIMIT
+
+
+def collect(src: Sources) -> Inputs:
+    """Take a snapshot of the cluster and read its AWS side (read-only).
+
+    AWS, the state store and the TLS handshake degrade to a note when unavailable; the
+    instance-group targets then fall back to ASG desired capacity, then node labels.
+
+    Raises:
+        ClusterUnreachable: the API server does not answer.
+    """
+    snap = inventory.snapshot(src.api, limit=src.limit)
+    notes: dict[str, str] = {}
+    calls = asgmod.Calls()
+    cluster = src.cluster or os.environ.get("KOPS_CLUSTER_NAME", "")
+    region = src.region or None
+    targets = pd.DataFrame(columns=asgmod.TARGET_COLUMNS)
+    instances: pd.DataFrame | None = None
+    if src.state_store and cluster:
+        try:
+            targets = asgmod.state_store_targets(src.state_store, cluster, region, src.s3, calls)
+            if targets.empty:
+                notes["kops.instancegroup.size"] = (f"no instance groups of {cluster} in {src.state_store}; "
+                                                    "targets from the ASGs instead")
+        except AwsError as e:
+            notes["kops.instancegroup.size"] = f"state store unreadable ({e}); targets from the ASGs instead"
+    if cluster:
+        if targets.empty:
+            try:
+                targets = asgmod.asg_targets(cluster, region, src.asg, calls)
+            except AwsError as e:
+                notes["kops.instancegroup.size"] = f"ASGs unreadable ({e}); targets from node labels"
+        try:
+            instances = asgmod.cluster_instances(cluster, region, src.ec2, calls)
+        except AwsError as e:
+            notes["kops.instance.joined"] = f"skipped: EC2 instances unreadable ({e})"
+    else:
+        notes["kops.instance.joined"] = "skipped: no cluster name (set cluster_name or $KOPS_CLUSTER_NAME)"
+    if targets.empty and not snap.nodes.empty:
+        targets = asgmod.label_targets(snap.nodes)
+        notes.setdefault("kops.instancegroup.size", "targets from node labels (no ASG or state store read)")
+    try:
+        api_certs = certmod.apiserver_certificate(snap.server)
+    except (OSError, ValueError) as e:
+        api_certs = pd.DataFrame(columns=inventory.CERT_COLUMNS)
+        notes["certs.apiserver"] = f"skipped: TLS handshake with {snap.server} failed ({e})"
+    return Inputs(snapshot=snap, targets=targets, instances=instances, apiserver_certs=api_certs, notes=notes,
+                  aws_calls=calls.count)
+
+
+# -- wait / count / interval ------------------------------------------------------------------------
+
+@dataclass
+class ValidationRun:
+    """The outcome of :func:`validate_until`.
+
+    Attributes:
+        last: the last validation.
+        attempts: one row per attempt: ``attempt, at, seconds, passed, score, findings, error``.
+        passed: the required consecutive passes were reached.
+        reason: why it passed or failed, in one sentence.
+        options: the options used.
+        count: consecutive passes that were required.
+    """
+
+    last: Validation | None
+    attempts: pd.DataFrame
+    passed: bool
+    reason: str
+    options: Options
+    count: int = 1
+
+    def summary_line(self) -> str:
+        """``PASS score 98.7% - ...`` (one line for people and the scheduled report)."""
+        s = f"{self.last.score:.1f}%" if self.last else "n/a"
+        return f"{'PASS' if self.passed else 'FAIL'} score {s}: {self.reason}"
+
+    def summary(self) -> dict[str, Any]:
+        """Machine-readable summary for ``opsbook.report.record``."""
+        last = self.last
+        counts = last.findings["severity"].value_counts().to_dict() if last else {}
+        return {
+            "status": "PASS" if self.passed else "FAIL",
+            "score": last.score if last else None,
+            "line": self.summary_line(),
+            "attempts": len(self.attempts),
+            "kops_failures": last.kops_failures if last else None,
+            "findings": {s: int(counts.get(s, 0)) for s in SEVERITIES},
+            "excluded": int(len(last.excluded)) if last else 0,
+            "degraded_checks": sorted(set(last.notes["check"])) if last else [],
+            "api_requests": last.inputs.snapshot.requests if last else None,
+        }
+
+    def findings_table(self) -> pd.DataFrame:
+        """The last validation's findings, most severe first."""
+        cols = ["severity", "group", "check", "object", "message", "evidence"]
+        return self.last.findings[cols] if self.last else pd.DataFrame(columns=cols)
+
+    def findings_records(self) -> list[Finding]:
+        """Findings for ``opsbook.report.findings``; a failed run always carries one at ``fail_on`` or above."""
+        out = []
+        if self.last is not None:
+            for r in self.last.findings.itertuples(index=False):
+                out.append(Finding(check=r.check, severity=r.severity, message=r.message, object=r.object,
+                                   group=r.group, evidence=r.evidence, data={"namespace": r.namespace}))
+            for r in self.last.notes.itertuples(index=False):
+                out.append(Finding(check=r.check, severity="info", message=f"check degraded: {r.note}",
+                                   group=CHECKS.get(r.check, ""), data={"degraded": True}))
+        if not self.passed and not any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[self.options.fail_on]
+                                       for f in out):
+            sev = "high" if SEVERITY_RANK[self.options.fail_on] <= SEVERITY_RANK["high"] else "critical"
+            out.append(Finding(check="validate.result", severity=sev, message=self.reason, group="kops"))
+        return out
+
+
+def validate_until(attempt: Callable[[], Validation], *, wait_s: float = 0, count: int = 1,
+                   interval_s: float = 10, options: Options | None = None,
+                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                   say: Callable[[str], None] | None = None) -> ValidationRun:
+    """Validate like ``kops validate cluster --wait --count --interval``.
+
+    Without ``wait_s`` one attempt decides (and ``count`` > 1 then fails, as in kops). With
+    ``wait_s`` attempts repeat every ``interval_s`` until ``count`` consecutive attempts pass
+    (a failure resets the streak) or the time is up. An unreachable API server counts as a
+    failed attempt while waiting.
+
+    Args:
+        attempt: collects and evaluates once (e.g. ``lambda: evaluate(collect(src), opts)``).
+        wait_s: keep trying this long (seconds); 0 = one attempt.
+        count: consecutive passes required (>= 1).
+        interval_s: pause between attempts.
+        options: recorded in the result (for ``fail_on``).
+        clock, sleep: injectable for tests.
+        say: progress callback, one line per attempt.
+    """
+    if count < 1 or wait_s < 0 or interval_s <= 0:
+        raise BadInput("count must be >= 1, wait >= 0 and interval > 0")
+    say = say or (lambda m: log.info("%s", m))
+    deadline = clock() + wait_s
+    rows: list[dict[str, Any]] = []
+    last: Validation | None = None
+    streak = 0
+    while True:
+        t0 = clock()
+        error = ""
+        try:
+            v = attempt()
+            last, ok = v, v.passed
+        except ClusterUnreachable as e:
+            if not wait_s:
+                raise
+            ok, error = False, str(e)
+        streak = streak + 1 if ok else 0
+        rows.append({"attempt": len(rows) + 1, "at": datetime.now(UTC), "seconds": round(clock() - t0, 3),
+                     "passed": ok, "score": last.score if last and not error else None,
+                     "findings": len(last.findings) if last and not error else None, "error": error[:200]})
+        say(f"attempt {len(rows)}: {'pass' if ok else 'fail'}"
+            f"{f' ({streak}/{count} consecutive)' if ok else ''}{f' - {error[:120]}' if error else ''}")
+        if streak >= count:
+            reason = (f"passed {streak} consecutive validation(s) in {len(rows)} attempt(s)" if count > 1
+                      else f"cluster is valid ({len(rows)} attempt(s))")
+            return _run(last, rows, True, reason, options, count)
+        if not wait_s:
+            if ok:
+                reason = f"passed {streak} consecutive time(s) but not {count}: give wait > 0 to keep validating"
+            else:
+                reason = _fail_reason(last)
+            return _run(last, rows, False, reason, options, count)
+        if clock() + interval_s > deadline:
+            reason = (f"wait time ({wait_s:.0f}s) exceeded after {len(rows)} attempt(s): "
+                      f"{f'{streak} consecutive pass(es) of {count}' if ok else _fail_reason(last)}")
+            return _run(last, rows, False, reason, options, count)
+        sleep(interval_s)
+
+
+def _fail_reason(v: Validation | None) -> str:
+    if v is None:
+        return "the API server did not answer"
+    if v.kops_failures:
+        checks = sorted(set(v.findings.loc[(v.findings["group"] == "kops")
+                                           & v.findings["severity"].isin(["high", "critical"]), "check"]))
+        return f"{v.kops_failures} kops validation failure(s): {', '.join(checks)}"
+    return f"findings at or above the fail_on severity ({len(v.findings)} findings)"
+
+
+def _run(last: Validation | None, rows: list[dict[str, Any]], passed: bool, reason: str,
+         options: Options | None, count: int) -> ValidationRun:
+    return ValidationRun(last=last, attempts=pd.DataFrame(rows), passed=passed, reason=reason,
+                         options=options or Options(), count=count)
+
+
+def validate_cluster(cluster_name: str = "", region: str = "", state_store: str = "", *, wait: int = 0,
+                     count: int = 1, interval: int = 10, max_unready_nodes: int = 0, cert_days: int = 30,
+                     restart_threshold: int = 5, pending_grace: int = 120, fail_on: str = "high",
+                     exclude: list[str] | tuple[str, ...] = (), api: k8s.ApiClient | None = None,
+                     asg: Any = None, ec2: Any = None, s3: Any = None,
+                     say: Callable[[str], None] | None = None) -> ValidationRun:
+    """Validate the cluster (the notebook's one call): collect, evaluate, repeat per wait/count.
+
+    Args:
+        cluster_name: kops cluster name (default ``$KOPS_CLUSTER_NAME``).
+        region: AWS region (default: the environment's).
+        state_store: ``s3://`` kops state store for instance-group targets ("" = ASG desired capacity).
+        wait: seconds to keep validating until it passes (0 = once).
+        count: consecutive passes required.
+        interval: seconds between attempts.
+        max_unready_nodes: worker nodes allowed to be NotReady.
+        cert_days: report certificates expiring within this many days.
+        restart_threshold: report pods restarted this often.
+        pending_grace: seconds a pod may be Pending before it is reported.
+        fail_on: lowest severity outside the kops checks that fails the validation.
+        exclude: ``namespace:<glob>``, ``check:<glob>``, ``object:<glob>`` rules.
+        api, asg, ec2, s3: clients (default: the configured ones).
+        say: progress callback.
+
+    Raises:
+        BadInput: a parameter is invalid (nothing was called).
+    """
+    opts = Options(max_unready_nodes=max_unready_nodes, cert_days=cert_days, restart_threshold=restart_threshold,
+                   pending_grace_s=pending_grace, fail_on=fail_on, exclude=tuple(exclude))
+    if state_store and not re.match(r"^s3://[^/]+", state_store):
+        raise BadInput(f"state_store {state_store!r} must be an s3:// URL (e.g. s3://my-kops-state) or empty")
+    own = api is None
+    if own:
+        from opsbook.k8s.client import api_client
+
+        api = api_client()
+    src = Sources(api=api, cluster=cluster_name, region=region, state_store=state_store, asg=asg, ec2=ec2, s3=s3)
+    try:
+        return validate_until(lambda: evaluate(collect(src), opts), wait_s=wait, count=count,
+                              interval_s=interval, options=opts, say=say)
+    finally:
+        if own and api is not None:
+            api.close()

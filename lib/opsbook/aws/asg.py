@@ -1,0 +1,163 @@
+"""The cluster's AWS side as ``kops validate cluster`` sees it: ASGs and their instances.
+
+kops gives every instance group one Auto Scaling group named ``<ig>.<cluster>``
+tagged ``KubernetesCluster=<cluster>`` and ``kops.k8s.io/instancegroup=<ig>``.
+The *target* size of an instance group is, in order of preference:
+
+1. the kops state store (``s3://bucket/<cluster>/instancegroup/<ig>``: ``spec.minSize``),
+2. the ASG's desired capacity (what kops validate itself uses),
+3. the number of nodes that carry the instance-group label (no AWS access).
+
+Every call here is read-only (``Describe*``, ``s3:GetObject``/``ListBucket``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+import yaml
+
+from opsbook.aws.session import boundary, client
+
+log = logging.getLogger(__name__)
+
+IG_TAG = "kops.k8s.io/instancegroup"
+CLUSTER_TAG = "KubernetesCluster"
+TARGET_COLUMNS = ["instance_group", "target", "min_size", "max_size", "source", "asg"]
+INSTANCE_COLUMNS = ["instance_id", "instance_group", "state", "private_dns", "zone", "instance_type"]
+
+
+class Calls:
+    """Counts AWS API calls (pages) made by this module."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _tags(items: list[dict[str, Any]]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in items or []}
+
+
+def asg_targets(cluster: str, region: str | None = None, asg: Any = None,
+                calls: Calls | None = None) -> pd.DataFrame:
+    """Desired capacity of each of the cluster's ASGs, per instance group.
+
+    Args:
+        cluster: the kops cluster name (value of the ``KubernetesCluster`` tag).
+        region: AWS region (default: the environment's).
+        asg: an ``autoscaling`` boto3 client (default: a new one).
+        calls: counts the API pages requested.
+
+    Returns:
+        Columns ``instance_group, target, min_size, max_size, source`` (``asg``), ``asg`` (its name).
+
+    Raises:
+        AwsError: the call failed; ApiUnavailable when denied or absent.
+    """
+    asg = asg or client("autoscaling", region)
+    rows = []
+    with boundary(f"describe Auto Scaling groups of {cluster}"):
+        pages = asg.get_paginator("describe_auto_scaling_groups").paginate(
+            Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}])
+        for page in pages:
+            if calls:
+                calls.count += 1
+            for g in page["AutoScalingGroups"]:
+                tags = _tags(g.get("Tags", []))
+                if tags.get(CLUSTER_TAG) != cluster:
+                    continue
+                ig = tags.get(IG_TAG) or g["AutoScalingGroupName"].removesuffix(f".{cluster}")
+                rows.append({"instance_group": ig, "target": int(g["DesiredCapacity"]),
+                             "min_size": int(g["MinSize"]), "max_size": int(g["MaxSize"]),
+                             "source": "asg", "asg": g["AutoScalingGroupName"]})
+    return pd.DataFrame(rows, columns=TARGET_COLUMNS).sort_values("instance_group", ignore_index=True)
+
+
+def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None,
+                      calls: Calls | None = None) -> pd.DataFrame:
+    """The cluster's pending and running EC2 instances (by the ``KubernetesCluster`` tag).
+
+    Returns:
+        Columns ``instance_id, instance_group, state, private_dns, zone, instance_type``.
+
+    Raises:
+        AwsError: the call failed; ApiUnavailable when denied or absent.
+    """
+    ec2 = ec2 or client("ec2", region)
+    rows = []
+    with boundary(f"describe instances of {cluster}"):
+        pages = ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]},
+                     {"Name": "instance-state-name", "Values": ["pending", "running"]}],
+            PaginationConfig={"PageSize": 1000})
+        for page in pages:
+            if calls:
+                calls.count += 1
+            for res in page["Reservations"]:
+                for i in res["Instances"]:
+                    tags = _tags(i.get("Tags", []))
+                    rows.append({"instance_id": i["InstanceId"], "instance_group": tags.get(IG_TAG, ""),
+                                 "state": i["State"]["Name"], "private_dns": i.get("PrivateDnsName", ""),
+                                 "zone": i["Placement"]["AvailabilityZone"], "instance_type": i["InstanceType"]})
+    return pd.DataFrame(rows, columns=INSTANCE_COLUMNS).sort_values("instance_id", ignore_index=True)
+
+
+def state_store_targets(state_store: str, cluster: str, region: str | None = None, s3: Any = None,
+                        calls: Calls | None = None) -> pd.DataFrame:
+    """Instance-group sizes from the kops state store (``spec.minSize`` of each instance group).
+
+    Args:
+        state_store: ``s3://bucket[/prefix]`` as in ``KOPS_STATE_STORE``.
+        cluster: the cluster name (the folder under the state store).
+        region: AWS region of the bucket.
+        s3: an ``s3`` boto3 client.
+        calls: counts the API calls made.
+
+    Returns:
+        Columns as :func:`asg_targets` with ``source`` = ``state-store``; empty when the store holds
+        no instance groups for this cluster.
+
+    Raises:
+        BadInput: ``state_store`` is not an ``s3://`` URL.
+        AwsError: the bucket cannot be read.
+    """
+    from opsbook.errors import BadInput
+
+    url = urlparse(state_store)
+    if url.scheme != "s3" or not url.netloc:
+        raise BadInput(f"state store {state_store!r} is not an s3:// URL (e.g. s3://my-kops-state)")
+    s3 = s3 or client("s3", region)
+    prefix = "/".join(p for p in (url.path.strip("/"), cluster, "instancegroup") if p) + "/"
+    rows = []
+    with boundary(f"read instance groups of {cluster} from {state_store}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix=prefix):
+            if calls:
+                calls.count += 1
+            for obj in page.get("Contents", []):
+                body = s3.get_object(Bucket=url.netloc, Key=obj["Key"])["Body"].read()
+                if calls:
+                    calls.count += 1
+                ig = yaml.safe_load(body) or {}
+                spec = ig.get("spec") or {}
+                name = (ig.get("metadata") or {}).get("name") or obj["Key"].rsplit("/", 1)[-1]
+                min_size = int(spec.get("minSize", 1))
+                rows.append({"instance_group": name, "target": min_size, "min_size": min_size,
+                             "max_size": int(spec.get("maxSize", min_size)), "source": "state-store",
+                             "asg": f"{name}.{cluster}"})
+    return pd.DataFrame(rows, columns=TARGET_COLUMNS).sort_values("instance_group", ignore_index=True)
+
+
+def label_targets(nodes: pd.DataFrame) -> pd.DataFrame:
+    """Fallback targets without AWS: each instance group's size is the number of its labelled nodes.
+
+    Args:
+        nodes: ``Snapshot.nodes`` (needs ``instance_group``).
+    """
+    labelled = nodes[nodes["instance_group"] != ""]
+    counts = labelled.groupby("instance_group").size()
+    return pd.DataFrame({"instance_group": counts.index, "target": counts.values, "min_size": counts.values,
+                         "max_size": counts.values, "source": "node-labels", "asg": ""},
+                        columns=TARGET_COLUMNS).reset_index(drop=True)

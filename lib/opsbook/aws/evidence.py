@@ -1,0 +1,340 @@
+"""AWS evidence about an incident: ASG activities, EC2 terminations, alarm history, metrics.
+
+Every source is optional. An API that does not exist here (moto gap, old
+region) or is denied becomes a note and the section is skipped; other sources
+carry on. moto 5.2.5 returns no scaling activities and has no alarm history,
+so EC2 instances in state ``terminated`` (with their state-transition reason)
+are read as a second source of "EC2 death".
+
+Metrics use ``get_metric_data`` (500 queries per call, 100,800 points per
+result with ``NextToken``). CPU credit metrics exist only at 5-minute
+resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from opsbook.aws.session import boundary
+from opsbook.aws.session import client as aws_client
+from opsbook.errors import ApiUnavailable, BadInput
+
+log = logging.getLogger(__name__)
+
+ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
+METRIC_COLUMNS = ["time", "namespace", "metric", "id", "value"]
+"""Columns of a metrics frame: ``time`` (UTC), ``namespace``, ``metric`` (name), ``id`` (instance id or
+the extra metric's label), ``value``."""
+
+INSTANCE_METRICS = ("CPUUtilization", "CPUCreditBalance", "CPUCreditUsage", "CPUSurplusCreditBalance",
+                    "CPUSurplusCreditsCharged", "StatusCheckFailed", "NetworkIn", "NetworkOut")
+"""AWS/EC2 metrics the runbook can read per instance; any other name is a :class:`BadInput`."""
+
+_SPEC = re.compile(r"^(?P<ns>[^/\s]+(?:/[^/\s]+)*)/(?P<name>[^/\s:]+)(?::(?P<dims>.*))?$")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """An extra CloudWatch metric: ``Namespace/Name:Dim=Value,Dim2=Value2[:Stat]``."""
+
+    namespace: str
+    name: str
+    dimensions: dict[str, str] = field(default_factory=dict)
+    stat: str = "Average"
+
+    @property
+    def label(self) -> str:
+        """``Name`` plus its dimension values, for a legend or a timeline row."""
+        dims = ",".join(self.dimensions.values())
+        return f"{self.name}{'(' + dims + ')' if dims else ''}"
+
+
+STATS = ("Average", "Sum", "Maximum", "Minimum", "SampleCount")
+
+
+def parse_metric_spec(text: str) -> MetricSpec:
+    """Parse ``Namespace/Name:Dim=Value,Dim2=Value2:Stat`` (dimensions and statistic optional).
+
+    Examples: ``AWS/SQS/ApproximateNumberOfMessagesVisible:QueueName=taxi-position``,
+    ``Custom/RabbitMQ/QueueDepth:Queue=TaxiPosition:Maximum``.
+
+    Raises:
+        BadInput: the text is not of that form, or a dimension/statistic is malformed.
+    """
+    parts = text.strip().split(":")
+    head, dims_text = parts[0], parts[1] if len(parts) > 1 else ""
+    stat = parts[2] if len(parts) > 2 else "Average"
+    if len(parts) > 3 or "/" not in head or head.endswith("/") or head.startswith("/"):
+        raise BadInput(f"extra metric {text!r} is not 'Namespace/MetricName[:Dim=Value,...][:Stat]', e.g. "
+                       "'AWS/SQS/ApproximateNumberOfMessagesVisible:QueueName=orders'")
+    ns, name = head.rsplit("/", 1)
+    dims: dict[str, str] = {}
+    for kv in filter(None, dims_text.split(",")):
+        if "=" not in kv:
+            raise BadInput(f"extra metric {text!r}: dimension {kv!r} is not Name=Value")
+        k, v = kv.split("=", 1)
+        dims[k.strip()] = v.strip()
+    if stat not in STATS:
+        raise BadInput(f"extra metric {text!r}: statistic {stat!r} is not one of {', '.join(STATS)}")
+    return MetricSpec(ns, name, dims, stat)
+
+
+def check_instance_metrics(names: Sequence[str]) -> list[str]:
+    """Validate per-instance metric names (no API call).
+
+    Raises:
+        BadInput: a name is not one of :data:`INSTANCE_METRICS` (with the closest match).
+    """
+    import difflib
+
+    for n in names:
+        if n not in INSTANCE_METRICS:
+            close = difflib.get_close_matches(n, INSTANCE_METRICS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise BadInput(f"unknown instance metric {n!r}: choose from {', '.join(INSTANCE_METRICS)}.{hint}")
+    return list(names)
+
+
+def _rows(records: list[tuple[Any, ...]]) -> pd.DataFrame:
+    df = pd.DataFrame(records, columns=ROW_COLUMNS)
+    df["time"] = pd.to_datetime(df["time"], utc=True)
+    return df.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None) -> pd.DataFrame:
+    """The cluster's EC2 instances (any state), by the kops ``KubernetesCluster`` tag.
+
+    Returns:
+        DataFrame with columns ``instance_id``, ``instance_type``, ``state``, ``private_dns``,
+        ``instance_group``, ``launch_time``, ``state_reason`` (``StateTransitionReason``).
+    """
+    ec2 = ec2 or aws_client("ec2", region)
+    out = []
+    with boundary("describing the cluster's EC2 instances"):
+        for page in ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "tag:KubernetesCluster", "Values": [cluster]}]):
+            for r in page["Reservations"]:
+                for i in r["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+                    out.append({"instance_id": i["InstanceId"], "instance_type": i["InstanceType"],
+                                "state": i["State"]["Name"], "private_dns": i.get("PrivateDnsName", ""),
+                                "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
+                                "launch_time": i.get("LaunchTime"),
+                                "state_reason": i.get("StateTransitionReason", "")})
+    cols = ["instance_id", "instance_type", "state", "private_dns", "instance_group", "launch_time",
+            "state_reason"]
+    return pd.DataFrame(out, columns=cols)
+
+
+_REASON_TIME = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\s*(?:GMT|UTC)?\)")
+
+
+def ec2_termination_evidence(instances: pd.DataFrame) -> pd.DataFrame:
+    """Rows for terminated/stopped instances, timed by their ``StateTransitionReason`` when it has one.
+
+    Returns:
+        Rows with source ``ec2``, object ``Instance/<id>``, what ``instance terminated``.
+    """
+    out = []
+    for r in instances[instances["state"].isin(["terminated", "shutting-down", "stopped"])].itertuples():
+        m = _REASON_TIME.search(str(r.state_reason))
+        when = pd.Timestamp(m.group(1), tz="UTC") if m else None
+        out.append((when, "ec2", f"Instance/{r.instance_id}", f"instance {r.state}",
+                    f"{r.instance_group} {r.private_dns}: {r.state_reason}".strip(), "high",
+                    f"aws ec2 describe-instances --instance-ids {r.instance_id}"))
+    return _rows(out)
+
+
+def asg_activity_evidence(cluster: str, start: datetime, end: datetime, region: str | None = None,
+                          asg: Any = None) -> tuple[pd.DataFrame, list[str]]:
+    """Auto Scaling activities of the cluster's ASGs in the window ("EC2 death", launches).
+
+    Returns:
+        (rows with source ``asg``, object ``ASG/<name>``, what ``instance terminated``/``instance launched``/
+        ``activity``, detail = description and cause; notes).
+    """
+    asg = asg or aws_client("autoscaling", region)
+    notes: list[str] = []
+    out = []
+    try:
+        with boundary("listing the cluster's Auto Scaling groups"):
+            groups = [g["AutoScalingGroupName"]
+                      for page in asg.get_paginator("describe_auto_scaling_groups").paginate()
+                      for g in page["AutoScalingGroups"]
+                      if any(t["Key"] == "KubernetesCluster" and t["Value"] == cluster for t in g.get("Tags", []))]
+            for name in groups:
+                for page in asg.get_paginator("describe_scaling_activities").paginate(AutoScalingGroupName=name):
+                    for a in page["Activities"]:
+                        t = a.get("StartTime")
+                        if t is None or not (start <= t <= end):
+                            continue
+                        desc = a.get("Description", "")
+                        what = ("instance terminated" if desc.startswith("Terminating") else
+                                "instance launched" if desc.startswith("Launching") else "activity")
+                        sev = "high" if what == "instance terminated" else "low"
+                        out.append((t, "asg", f"ASG/{name}", what,
+                                    f"{desc}. Cause: {a.get('Cause', '')} ({a.get('StatusCode', '')})", sev,
+                                    f"aws autoscaling describe-scaling-activities --auto-scaling-group-name {name}"))
+    except ApiUnavailable as e:
+        notes.append(f"Auto Scaling activities unavailable: {e}")
+    if not out and not notes:
+        notes.append("no Auto Scaling activities in the window (moto always returns none)")
+    return _rows(out), notes
+
+
+def alarm_history_evidence(start: datetime, end: datetime, region: str | None = None,
+                           cw: Any = None) -> tuple[pd.DataFrame, list[str]]:
+    """CloudWatch alarm state changes in the window.
+
+    Returns:
+        (rows with source ``alarm``, object ``Alarm/<name>``, what ``alarm -> ALARM`` etc.; notes).
+    """
+    import json
+
+    cw = cw or aws_client("cloudwatch", region)
+    out = []
+    try:
+        with boundary("reading CloudWatch alarm history"):
+            for page in cw.get_paginator("describe_alarm_history").paginate(
+                    HistoryItemType="StateUpdate", StartDate=start, EndDate=end):
+                for h in page["AlarmHistoryItems"]:
+                    try:
+                        new = json.loads(h.get("HistoryData", "{}")).get("newState", {}).get("stateValue", "")
+                    except ValueError:
+                        new = ""
+                    sev = "high" if new == "ALARM" else "info"
+                    out.append((h["Timestamp"], "alarm", f"Alarm/{h['AlarmName']}", f"alarm -> {new or '?'}",
+                                h.get("HistorySummary", ""), sev,
+                                f"aws cloudwatch describe-alarm-history --alarm-name {h['AlarmName']}"))
+    except ApiUnavailable as e:
+        return _rows([]), [f"CloudWatch alarm history unavailable: {e}"]
+    return _rows(out), []
+
+
+def _query_id(i: int) -> str:
+    return f"m{i}"
+
+
+def get_metrics(queries: list[tuple[str, str, dict[str, str], str, str]], start: datetime, end: datetime,
+                period: int = 300, region: str | None = None, cw: Any = None) -> pd.DataFrame:
+    """Fetch metric series with ``get_metric_data``.
+
+    Args:
+        queries: ``(namespace, name, dimensions, stat, id)`` tuples; ``id`` labels the series.
+        start: window start.
+        end: window end.
+        period: seconds (CPU credit metrics: 300).
+        region: AWS region.
+        cw: CloudWatch client.
+
+    Returns:
+        DataFrame of :data:`METRIC_COLUMNS`, sorted by ``(namespace, metric, id, time)``.
+    """
+    cw = cw or aws_client("cloudwatch", region)
+    frames: list[pd.DataFrame] = []
+    for chunk_start in range(0, len(queries), 500):
+        chunk = queries[chunk_start:chunk_start + 500]
+        mdq = [{"Id": _query_id(i), "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": ns, "MetricName": name,
+                       "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]},
+            "Period": period, "Stat": stat}} for i, (ns, name, dims, stat, _) in enumerate(chunk)]
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"MetricDataQueries": mdq, "StartTime": start, "EndTime": end,
+                                      "ScanBy": "TimestampAscending"}
+            if token:
+                kwargs["NextToken"] = token
+            with boundary("reading CloudWatch metrics"):
+                resp = cw.get_metric_data(**kwargs)
+            for res in resp["MetricDataResults"]:
+                ns, name, _dims, _stat, label = chunk[int(res["Id"][1:])]
+                if res["Timestamps"]:
+                    frames.append(pd.DataFrame({"time": pd.to_datetime(res["Timestamps"], utc=True),
+                                                "namespace": ns, "metric": name, "id": label,
+                                                "value": res["Values"]}))
+            token = resp.get("NextToken")
+            if not token:
+                break
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c == "time" else
+                                          "float64" if c == "value" else "object") for c in METRIC_COLUMNS})
+    df = pd.concat(frames, ignore_index=True)
+    return df.sort_values(["namespace", "metric", "id", "time"]).reset_index(drop=True)
+
+
+def instance_metrics(instances: pd.DataFrame, start: datetime, end: datetime,
+                     names: Sequence[str] = ("CPUUtilization", "CPUCreditBalance", "CPUCreditUsage"),
+                     region: str | None = None, cw: Any = None) -> pd.DataFrame:
+    """Per-instance AWS/EC2 metrics (5-minute Average) of the given instances.
+
+    Returns:
+        Metrics frame (:data:`METRIC_COLUMNS`) with ``id`` = instance id.
+    """
+    check_instance_metrics(names)
+    queries = [("AWS/EC2", n, {"InstanceId": iid}, "Average", iid)
+               for iid in instances["instance_id"] for n in names]
+    return get_metrics(queries, start, end, 300, region, cw)
+
+
+def extra_metrics(specs: Sequence[MetricSpec], start: datetime, end: datetime, period: int = 60,
+                  region: str | None = None, cw: Any = None) -> pd.DataFrame:
+    """The extra metrics (a queue depth, a latency), one series per spec, ``id`` = the spec's label."""
+    queries = [(s.namespace, s.name, s.dimensions, s.stat, s.label) for s in specs]
+    return get_metrics(queries, start, end, period, region, cw) if queries else get_metrics([], start, end)
+
+
+def check_metrics_exist(specs: Sequence[MetricSpec], region: str | None = None, cw: Any = None) -> None:
+    """Make sure each extra metric exists in CloudWatch (``list_metrics``) before reading anything.
+
+    Raises:
+        BadInput: a metric has no data in CloudWatch (with the names that do exist in that namespace).
+    """
+    cw = cw or aws_client("cloudwatch", region)
+    for s in specs:
+        with boundary(f"looking up metric {s.namespace}/{s.name}"):
+            kwargs: dict[str, Any] = {"Namespace": s.namespace, "MetricName": s.name}
+            if s.dimensions:
+                kwargs["Dimensions"] = [{"Name": k, "Value": v} for k, v in s.dimensions.items()]
+            found = cw.list_metrics(**kwargs)["Metrics"]
+            if not found:
+                names = sorted({m["MetricName"] for m in cw.list_metrics(Namespace=s.namespace)["Metrics"]})
+                known = ", ".join(names[:20]) or "none"
+                raise BadInput(f"unknown metric {s.namespace}/{s.name} {s.dimensions or ''}: CloudWatch has no "
+                               f"such series. Metrics in {s.namespace}: {known}")
+
+
+def collect_aws_evidence(cluster: str, start: datetime, end: datetime, region: str | None = None,
+                         extra: Sequence[MetricSpec] = (),
+                         metric_names: Sequence[str] = ("CPUUtilization", "CPUCreditBalance", "CPUCreditUsage"),
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """All AWS evidence of the window.
+
+    Returns:
+        (rows of :data:`ROW_COLUMNS`, metrics frame of :data:`METRIC_COLUMNS`, the cluster's instances
+        as :func:`cluster_instances`, notes about sources that were unavailable).
+    """
+    notes: list[str] = []
+    ec2, asg, cw = (aws_client(s, region) for s in ("ec2", "autoscaling", "cloudwatch"))
+    instances = cluster_instances(cluster, region, ec2)
+    activity, n1 = asg_activity_evidence(cluster, start, end, region, asg)
+    alarms, n2 = alarm_history_evidence(start, end, region, cw)
+    deaths = ec2_termination_evidence(instances)
+    notes += n1 + n2
+    frames = [f for f in (activity, alarms, deaths) if len(f)]
+    evidence = pd.concat(frames, ignore_index=True) if frames else _rows([])
+    metrics = [instance_metrics(instances[instances["state"] != "terminated"], start, end, metric_names,
+                                region, cw)]
+    if extra:
+        metrics.append(extra_metrics(extra, start, end, 60, region, cw))
+    nonempty = [m for m in metrics if len(m)]
+    mdf = pd.concat(nonempty, ignore_index=True) if nonempty else metrics[0]
+    if mdf.empty:
+        notes.append("no CloudWatch metrics in the window (moto generates none; seed them in the sandbox)")
+    return evidence.sort_values("time", kind="stable").reset_index(drop=True), mdf, instances, notes

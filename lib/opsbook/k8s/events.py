@@ -1,0 +1,205 @@
+"""Kubernetes events from core/v1 and events.k8s.io/v1, normalised into one DataFrame.
+
+The two APIs serve the same objects with different field names
+(``involvedObject``/``regarding``, ``message``/``note``, ``count``/``series.count``).
+Scheduler events have null ``firstTimestamp``/``lastTimestamp``, so an event's
+time is, in order: ``eventTime``, ``series.lastObservedTime``, ``lastTimestamp``,
+``metadata.creationTimestamp`` (DESIGN.md). Repeats the API already merged into
+``count`` are kept as counts; :func:`merge_repeats` merges the rest.
+
+Events live only ``--event-ttl`` (1 h by default): :mod:`opsbook.archive` keeps
+older ones, and :func:`collect_events` reads both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+from kubernetes import client as k8s
+
+from opsbook.k8s.client import Forbidden, boundary, list_all
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = [
+    "time", "first_time", "namespace", "kind", "name", "object", "reason", "message", "type", "count",
+    "component", "api", "uid", "event",
+]
+"""Columns of a normalised events frame (see :func:`normalise_events`)."""
+
+
+def _get(d: Mapping[str, Any] | None, *path: str) -> Any:
+    cur: Any = d
+    for p in path:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
+def _row(e: Mapping[str, Any]) -> tuple[Any, ...]:
+    meta = e.get("metadata") or {}
+    new_api = "regarding" in e or "note" in e or e.get("apiVersion") == "events.k8s.io/v1"
+    obj = (e.get("regarding") if new_api else e.get("involvedObject")) or {}
+    series = e.get("series") or {}
+    if new_api:
+        last = e.get("deprecatedLastTimestamp")
+        first = e.get("deprecatedFirstTimestamp")
+        count = series.get("count") or e.get("deprecatedCount") or 1
+        message = e.get("note") or ""
+        component = e.get("reportingController") or _get(e, "deprecatedSource", "component") or ""
+    else:
+        last = e.get("lastTimestamp")
+        first = e.get("firstTimestamp")
+        count = e.get("count") or series.get("count") or 1
+        message = e.get("message") or ""
+        component = _get(e, "source", "component") or e.get("reportingComponent") or ""
+    # DESIGN.md fallback: eventTime, series.lastObservedTime, lastTimestamp, creationTimestamp
+    when = e.get("eventTime") or series.get("lastObservedTime") or last or meta.get("creationTimestamp")
+    first = first or e.get("eventTime") or meta.get("creationTimestamp")
+    ns = obj.get("namespace") or meta.get("namespace") or ""
+    kind = obj.get("kind") or ""
+    name = obj.get("name") or ""
+    return (
+        when, first, ns, kind, name, f"{kind}/{ns + '/' if ns else ''}{name}", e.get("reason") or "",
+        message, e.get("type") or "", int(count), component, "events.k8s.io/v1" if new_api else "v1",
+        meta.get("uid") or "", f"event/{meta.get('namespace') or ''}/{meta.get('name') or ''}",
+    )
+
+
+def normalise_events(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Normalise raw event dicts of either API into one frame, one row per event object.
+
+    Args:
+        items: events as JSON dicts (camelCase, as the API server or the archive returns them).
+
+    Returns:
+        DataFrame with columns ``time`` (UTC, the DESIGN.md fallback), ``first_time``, ``namespace``,
+        ``kind``, ``name``, ``object`` (``Kind/ns/name``), ``reason``, ``message``, ``type``
+        (Normal/Warning), ``count`` (repeats), ``component`` (who reported it), ``api``, ``uid``,
+        ``event`` (``event/<ns>/<name>``, the evidence link). Objects seen twice (same uid, e.g. from
+        both APIs or an archive) are kept once, with the highest count.
+    """
+    rows = [_row(e) for e in items]
+    df = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
+    df["first_time"] = pd.to_datetime(df["first_time"], utc=True, format="ISO8601")
+    df["count"] = df["count"].astype("int64")
+    if len(df):
+        has_uid = df["uid"] != ""
+        keyed = df[has_uid].sort_values(["uid", "count", "time"]).drop_duplicates("uid", keep="last")
+        df = pd.concat([keyed, df[~has_uid]], ignore_index=True)
+    return df.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def merge_repeats(events: pd.DataFrame) -> pd.DataFrame:
+    """Merge events with the same object, reason and message into one row, counts summed.
+
+    Args:
+        events: a frame from :func:`normalise_events`.
+
+    Returns:
+        The same columns; ``time`` is the last occurrence, ``first_time`` the first, ``count`` the sum.
+    """
+    if events.empty:
+        return events.copy()
+    keys = ["object", "reason", "message"]
+    agg = events.groupby(keys, sort=False, dropna=False).agg(
+        time=("time", "max"), first_time=("first_time", "min"), count=("count", "sum"))
+    rest = events.sort_values("time").drop_duplicates(keys, keep="last").set_index(keys)
+    rest = rest.drop(columns=["time", "first_time", "count"])
+    out = agg.join(rest).reset_index()[EVENT_COLUMNS]
+    return out.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def in_window(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Events whose [first_time, time] interval overlaps [start, end]."""
+    first = events["first_time"].fillna(events["time"])
+    return events[(events["time"] >= start) & (first <= end)].reset_index(drop=True)
+
+
+def list_events(api: k8s.ApiClient | None = None, namespace: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Raw events from both APIs as JSON dicts, plus notes on what could not be read.
+
+    Args:
+        api: Kubernetes client (default: the configured cluster).
+        namespace: only this namespace (default: all).
+
+    Returns:
+        (events, notes). A forbidden or missing API is a note, not an error, as long as one works.
+    """
+    from opsbook.k8s.client import api_client
+
+    api = api or api_client()
+    out: list[dict[str, Any]] = []
+    notes: list[str] = []
+    core = k8s.CoreV1Api(api)
+    ev1 = k8s.EventsV1Api(api)
+    sources: list[tuple[str, Any, tuple[Any, ...]]] = [
+        ("core/v1 events", core.list_namespaced_event if namespace else core.list_event_for_all_namespaces,
+         (namespace,) if namespace else ()),
+        ("events.k8s.io/v1 events",
+         ev1.list_namespaced_event if namespace else ev1.list_event_for_all_namespaces,
+         (namespace,) if namespace else ()),
+    ]
+    for what, fn, args in sources:
+        try:
+            with boundary(f"listing {what}", api):
+                items = list_all(fn, *args)
+        except Forbidden as e:
+            notes.append(str(e))
+            continue
+        api_version = "events.k8s.io/v1" if "events.k8s.io" in what else "v1"
+        for item in items:
+            d = api.sanitize_for_serialization(item)
+            d.setdefault("apiVersion", api_version)
+            out.append(d)
+    if notes and not out:
+        log.warning("no events readable: %s", "; ".join(notes))
+    return out, notes
+
+
+def collect_events(
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    api: k8s.ApiClient | None = None,
+    namespaces: list[str] | None = None,
+    archive: str | None = None,
+    live: bool = True,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Events of the window from the API server and, if given, an archive (local path or s3://).
+
+    Args:
+        start: window start (UTC).
+        end: window end (UTC).
+        api: Kubernetes client (default: the configured cluster).
+        namespaces: only these namespaces (events of cluster-scoped objects are always kept).
+        archive: an ``opsbook events archive`` output to read older events from.
+        live: also read the API server (False: the archive only, e.g. offline).
+
+    Returns:
+        (events frame as :func:`normalise_events`, notes about sources that were unavailable).
+    """
+    notes: list[str] = []
+    raw: list[dict[str, Any]] = []
+    if live:
+        got, n = list_events(api)
+        raw.extend(got)
+        notes.extend(n)
+    if archive:
+        from opsbook.archive import read_archive
+
+        archived = read_archive(archive, start, end)
+        raw.extend(archived)
+        notes.append(f"{len(archived)} events read from the archive {archive}")
+    df = in_window(normalise_events(raw), start, end)
+    if namespaces:
+        df = df[df["namespace"].isin(namespaces) | (df["namespace"] == "") | (df["kind"] == "Node")]
+        df = df.reset_index(drop=True)
+    if not len(df):
+        oldest = "the last hour" if live else "nothing"
+        notes.append(f"no events in the window (the API server keeps {oldest}; use `opsbook events archive`)")
+    return df, notes
