@@ -127,6 +127,7 @@ def plot_nodes_by_group(nodes: pd.DataFrame) -> Figure:
         ax.barh(counts.index, vals, left=bottom, label=f"Ready={state}", color=colours.get(state, "#555"))
         bottom = vals if bottom is None else bottom + vals
     ax.set_xlabel("nodes")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title("Nodes per instance group")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
