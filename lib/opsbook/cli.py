@@ -324,6 +324,45 @@ def schedule_apply(
         raise _fail(e) from e
 
 
+@app.command("drill")
+def drill_cmd(
+    scenario: Annotated[str | None, typer.Argument(
+        help="master-restart | node-lost | cpu-credits-exhausted | certificate-expired | "
+             "crashloop-after-deploy | bad-database-update")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Undo every drill run on this sandbox.")] = False,
+    name: Annotated[str, typer.Option(help="Sandbox name.")] = "opsbook",
+) -> None:
+    """Replay one of the team's past incidents on the sandbox (never on a real cluster)."""
+    from opsbook.k8s.client import api_client
+    from opsbook.sandbox import Sandbox
+    from opsbook.sandbox import drills
+
+    sb = Sandbox(name)
+    try:
+        st = sb.state()
+        if st is None:
+            raise OpsbookError(f"sandbox {name!r} is not up: run `opsbook sandbox up --name {name}` first")
+        if not reset and scenario is None:
+            raise BadInput(f"name a drill ({', '.join(drills.DRILLS)}) or pass --reset")
+        if scenario is not None and scenario not in drills.DRILLS:
+            raise BadInput(f"no drill called {scenario!r}; choose one of {', '.join(drills.DRILLS)}")
+        sb.activate()
+        api = api_client(st.kubeconfig)
+        if reset:
+            for line in drills.reset(sb, api) or ["nothing to undo"]:
+                out.print(f"undone: {line}")
+            return
+        assert scenario is not None
+        result = drills.run_drill(scenario, sb, api)
+    except OpsbookError as e:
+        raise _fail(e) from e
+    out.print(f"[bold]drill {result.scenario}[/bold] started {result.started}")
+    for line in result.did:
+        out.print(f"  did: {line}")
+    out.print(f"  undo: {result.undo}")
+    out.print("  next: opsbook run validate-cluster, then opsbook run outage-analysis -p window_hours=1")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
