@@ -363,6 +363,38 @@ def drill_cmd(
     out.print("  next: opsbook run validate-cluster, then opsbook run outage-analysis -p window_hours=1")
 
 
+@app.command("lab")
+def lab_cmd(
+    name: Annotated[str, typer.Option(help="Sandbox whose environment to use.")] = "opsbook",
+    kubeconfig: Annotated[Path | None, typer.Option(help="Use this cluster instead of the sandbox.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: a free one).")] = None,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+) -> None:
+    """Open JupyterLab on notebooks/ with the sandbox (or the given cluster's) environment set."""
+    import os
+
+    from opsbook.lab import start_lab
+    from opsbook.sandbox import active_env
+
+    env: dict[str, str] = {}
+    try:
+        if kubeconfig is not None:
+            if not kubeconfig.exists():
+                raise BadInput(f"--kubeconfig {kubeconfig} does not exist")
+            env["KUBECONFIG"] = str(kubeconfig.resolve())
+        elif not os.environ.get("KUBECONFIG"):
+            env = active_env(name)
+    except OpsbookError as e:
+        raise _fail(e) from e
+    proc, url = start_lab(env, port=port, open_browser=not no_browser)
+    console.print(f"JupyterLab: [bold]{url}[/bold]  (Ctrl-C to stop)")
+    try:
+        raise typer.Exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(10)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
