@@ -185,7 +185,11 @@ def list_cmd() -> None:
     table.add_column("purpose")
     table.add_column("changes things?")
     table.add_column("parameters")
-    for rb in catalog():
+    try:
+        runbooks = catalog()
+    except OpsbookError as e:
+        raise _fail(e) from e
+    for rb in runbooks:
         params = ", ".join(f"{p.name}: {p.describe_type()} = {p.default!r}" for p in rb.parameters)
         table.add_row(rb.name, rb.purpose, "[red]yes (dry-run by default)[/red]" if rb.mutates else "read-only",
                       params)
@@ -360,7 +364,7 @@ def drill_cmd(
     for line in result.did:
         out.print(f"  did: {line}")
     out.print(f"  undo: {result.undo}")
-    out.print("  next: opsbook run validate-cluster, then opsbook run outage-analysis -p window_hours=1")
+    out.print("  next: opsbook run validate-cluster, then opsbook run outage-analysis -p last_hours=1")
 
 
 @app.command("lab")

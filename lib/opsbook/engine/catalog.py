@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def load_runbook(path: Path) -> Runbook:
     first_md = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
     title_line = next((ln.lstrip("# ").strip() for ln in first_md.splitlines() if ln.strip()), path.stem)
     params = tuple(parameter_from_inspection(p) for p in inspect_notebook(str(path)).values())
+    declared = _declared_names(nb)
+    lost = [n for n in declared if n not in {p.name for p in params}]
+    if lost:
+        raise BadInput(
+            f"notebook {path.name}: papermill cannot parse the parameter line(s) for {', '.join(lost)}. "
+            "Write each as `name: type = literal  # help` on one line; the help text must not contain '='."
+        )
     return Runbook(
         name=path.stem,
         path=path,
@@ -56,6 +64,13 @@ def load_runbook(path: Path) -> Runbook:
         parameters=params,
         description=first_md,
     )
+
+
+def _declared_names(nb: nbformat.NotebookNode) -> list[str]:
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        return []
+    return [m.group(1) for ln in cell.source.splitlines() if (m := re.match(r"^([A-Za-z_]\w*)\s*[:=]", ln))]
 
 
 def catalog(directory: Path | None = None) -> list[Runbook]:
