@@ -61,22 +61,24 @@ class MetricQuery:
 
 @contextmanager
 def counting(client: Any) -> Iterator[Counter[str]]:
-    """Count the API operations a boto3 client makes inside the block (one per request, pages included).
+    """Count the HTTP requests a boto3 client sends inside the block, by operation.
+
+    Counted on botocore's ``before-send`` event, so every page and every retry is one request.
 
     Yields:
         A Counter keyed by operation name (``GetMetricData``), updated live.
     """
     counts: Counter[str] = Counter()
 
-    def _hook(model: Any, **_: Any) -> None:
-        counts[model.name] += 1
+    def _hook(event_name: str = "", **_: Any) -> None:
+        counts[event_name.rsplit(".", 1)[-1]] += 1
 
     uid = f"opsbook-count-{id(counts)}"
-    client.meta.events.register("before-call.*.*", _hook, unique_id=uid)
+    client.meta.events.register("before-send.*.*", _hook, unique_id=uid)
     try:
         yield counts
     finally:
-        client.meta.events.unregister("before-call.*.*", unique_id=uid)
+        client.meta.events.unregister("before-send.*.*", unique_id=uid)
 
 
 def points_per_query(start: datetime, end: datetime, period_s: int) -> int:
@@ -84,21 +86,34 @@ def points_per_query(start: datetime, end: datetime, period_s: int) -> int:
     return max(1, math.ceil((end - start).total_seconds() / period_s))
 
 
-def batches(queries: Sequence[MetricQuery], start: datetime, end: datetime, period_s: int,
-            max_datapoints: int = MAX_DATAPOINTS_PER_CALL) -> list[list[MetricQuery]]:
+def batches(
+    queries: Sequence[MetricQuery],
+    start: datetime,
+    end: datetime,
+    period_s: int,
+    max_datapoints: int = MAX_DATAPOINTS_PER_CALL,
+) -> list[list[MetricQuery]]:
     """Split queries into GetMetricData calls: ≤ 500 queries and ≤ ``max_datapoints`` points per call."""
     per_call = max(1, min(MAX_QUERIES_PER_CALL, max_datapoints // points_per_query(start, end, period_s)))
-    return [list(queries[i:i + per_call]) for i in range(0, len(queries), per_call)]
+    return [list(queries[i : i + per_call]) for i in range(0, len(queries), per_call)]
 
 
 def planned_calls(n_queries: int, start: datetime, end: datetime, period_s: int) -> int:
     """GetMetricData calls :func:`get_metric_data` needs when AWS does not paginate further."""
-    per_call = max(1, min(MAX_QUERIES_PER_CALL, MAX_DATAPOINTS_PER_CALL // points_per_query(start, end, period_s)))
+    per_call = max(
+        1, min(MAX_QUERIES_PER_CALL, MAX_DATAPOINTS_PER_CALL // points_per_query(start, end, period_s))
+    )
     return math.ceil(n_queries / per_call)
 
 
-def get_metric_data(queries: Sequence[MetricQuery], start: datetime, end: datetime, period_s: int = 3600,
-                    cw: Any = None, region: str | None = None) -> pd.DataFrame:
+def get_metric_data(
+    queries: Sequence[MetricQuery],
+    start: datetime,
+    end: datetime,
+    period_s: int = 3600,
+    cw: Any = None,
+    region: str | None = None,
+) -> pd.DataFrame:
     """Fetch many metric statistics with as few GetMetricData calls as possible.
 
     Args:
@@ -129,24 +144,44 @@ def get_metric_data(queries: Sequence[MetricQuery], start: datetime, end: dateti
         for i, q in enumerate(batch):
             qid = f"q{n}_{i}"
             by_id[qid] = q
-            mdq.append({"Id": qid, "ReturnData": True, "MetricStat": {
-                "Metric": {"Namespace": q.namespace, "MetricName": q.metric,
-                           "Dimensions": [{"Name": "InstanceId", "Value": q.instance_id}]},
-                "Period": period_s, "Stat": q.stat}})
+            mdq.append(
+                {
+                    "Id": qid,
+                    "ReturnData": True,
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": q.namespace,
+                            "MetricName": q.metric,
+                            "Dimensions": [{"Name": "InstanceId", "Value": q.instance_id}],
+                        },
+                        "Period": period_s,
+                        "Stat": q.stat,
+                    },
+                }
+            )
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"MetricDataQueries": mdq, "StartTime": start, "EndTime": end,
-                                      "ScanBy": "TimestampAscending", "MaxDatapoints": MAX_DATAPOINTS_PER_CALL}
+            kwargs: dict[str, Any] = {
+                "MetricDataQueries": mdq,
+                "StartTime": start,
+                "EndTime": end,
+                "ScanBy": "TimestampAscending",
+                "MaxDatapoints": MAX_DATAPOINTS_PER_CALL,
+            }
             if token:
                 kwargs["NextToken"] = token
             with boundary(f"cloudwatch GetMetricData ({len(mdq)} queries)"):
                 resp = cw.get_metric_data(**kwargs)
             for res in resp.get("MetricDataResults", []):
                 q = by_id[res["Id"]]
-                rows.extend((ts, q.instance_id, q.metric, q.stat, float(v))
-                            for ts, v in zip(res.get("Timestamps", []), res.get("Values", []), strict=False))
+                rows.extend(
+                    (ts, q.instance_id, q.metric, q.stat, float(v))
+                    for ts, v in zip(res.get("Timestamps", []), res.get("Values", []), strict=False)
+                )
                 if res.get("StatusCode") not in (None, "Complete", "PartialData"):
-                    log.warning("GetMetricData %s %s: status %s", q.instance_id, q.metric, res.get("StatusCode"))
+                    log.warning(
+                        "GetMetricData %s %s: status %s", q.instance_id, q.metric, res.get("StatusCode")
+                    )
             token = resp.get("NextToken")
             if not token:
                 break
@@ -175,8 +210,9 @@ def credit_queries(inventory: pd.DataFrame, metrics: dict[str, str] | None = Non
     return out
 
 
-def time_window(end: str | datetime | None, days: float, period_s: int = 3600,
-                now: datetime | None = None) -> tuple[datetime, datetime]:
+def time_window(
+    end: str | datetime | None, days: float, period_s: int = 3600, now: datetime | None = None
+) -> tuple[datetime, datetime]:
     """``(start, end)`` of a look-back window, ``end`` rounded down to the period.
 
     Args:
@@ -221,12 +257,20 @@ class MetricData:
     def describe(self) -> str:
         """One line for the notebook."""
         calls = ", ".join(f"{n} {op}" for op, n in sorted(self.api_calls.items())) or "no calls"
-        return (f"{len(self.frame)} datapoints for {self.queries} queries, {self.start:%Y-%m-%d %H:%M} → "
-                f"{self.end:%Y-%m-%d %H:%M} UTC every {self.period_s // 60} min, with {calls}")
+        return (
+            f"{len(self.frame)} datapoints for {self.queries} queries, {self.start:%Y-%m-%d %H:%M} → "
+            f"{self.end:%Y-%m-%d %H:%M} UTC every {self.period_s // 60} min, with {calls}"
+        )
 
 
-def fetch_credit_metrics(inventory: pd.DataFrame, end: str | datetime | None = None, days: float = 14,
-                         period_minutes: int = 60, cw: Any = None, region: str | None = None) -> MetricData:
+def fetch_credit_metrics(
+    inventory: pd.DataFrame,
+    end: str | datetime | None = None,
+    days: float = 14,
+    period_minutes: int = 60,
+    cw: Any = None,
+    region: str | None = None,
+) -> MetricData:
     """CPU and credit metrics of the inventory's instances over the window (batched GetMetricData).
 
     Args:
@@ -242,6 +286,9 @@ def fetch_credit_metrics(inventory: pd.DataFrame, end: str | datetime | None = N
     cw = cw or aws_client("cloudwatch", region)
     queries = credit_queries(inventory)
     with counting(cw) as counts:
-        frame = get_metric_data(queries, start, stop, period_s, cw=cw) if queries else pd.DataFrame(
-            columns=FRAME_COLUMNS)
+        frame = (
+            get_metric_data(queries, start, stop, period_s, cw=cw)
+            if queries
+            else pd.DataFrame(columns=FRAME_COLUMNS)
+        )
     return MetricData(frame, start, stop, period_s, len(queries), dict(counts))

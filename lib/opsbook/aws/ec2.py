@@ -33,13 +33,25 @@ from opsbook.errors import AwsError, OpsbookError
 log = logging.getLogger(__name__)
 
 INVENTORY_COLUMNS = [
-    "instance_id", "instance_group", "asg", "role", "instance_type", "zone", "state", "launch_time",
-    "credit_mode", "credit_mode_source", "credit_mode_declared", "credit_mode_api", "node",
+    "instance_id",
+    "instance_group",
+    "asg",
+    "role",
+    "instance_type",
+    "zone",
+    "state",
+    "launch_time",
+    "credit_mode",
+    "credit_mode_source",
+    "credit_mode_declared",
+    "credit_mode_api",
+    "node",
 ]
 
 
-def kops_cpu_credits(cluster: str, state_store: str | None = None, s3: Any = None,
-                     region: str | None = None) -> dict[str, str]:
+def kops_cpu_credits(
+    cluster: str, state_store: str | None = None, s3: Any = None, region: str | None = None
+) -> dict[str, str]:
     """``spec.cpuCredits`` of every instance group in the kops state store that sets it.
 
     Args:
@@ -54,14 +66,17 @@ def kops_cpu_credits(cluster: str, state_store: str | None = None, s3: Any = Non
     store = state_store or os.environ.get("KOPS_STATE_STORE", "")
     if not store.startswith("s3://"):
         return {}
-    bucket, _, prefix = store[len("s3://"):].partition("/")
+    bucket, _, prefix = store[len("s3://") :].partition("/")
     base = f"{prefix.strip('/') + '/' if prefix.strip('/') else ''}{cluster}/instancegroup/"
     s3 = s3 or aws_client("s3", region)
     out: dict[str, str] = {}
     try:
         with boundary(f"read kops instance groups from {store}"):
-            keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base)
-                    for o in page.get("Contents", [])]
+            keys = [
+                o["Key"]
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base)
+                for o in page.get("Contents", [])
+            ]
             for key in keys:
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 doc = yaml.safe_load(body) or {}
@@ -79,16 +94,21 @@ def _launch_template_credits(ec2: Any, groups: list[dict[str, Any]]) -> dict[str
     """ASG name -> CreditSpecification.CpuCredits of its launch template (when set)."""
     out: dict[str, str] = {}
     for g in groups:
-        lt = g.get("LaunchTemplate") or (g.get("MixedInstancesPolicy") or {}).get(
-            "LaunchTemplate", {}).get("LaunchTemplateSpecification")
+        lt = g.get("LaunchTemplate") or (g.get("MixedInstancesPolicy") or {}).get("LaunchTemplate", {}).get(
+            "LaunchTemplateSpecification"
+        )
         if not lt:
             continue
-        ref = {"LaunchTemplateId": lt["LaunchTemplateId"]} if lt.get("LaunchTemplateId") else {
-            "LaunchTemplateName": lt["LaunchTemplateName"]}
+        ref = (
+            {"LaunchTemplateId": lt["LaunchTemplateId"]}
+            if lt.get("LaunchTemplateId")
+            else {"LaunchTemplateName": lt["LaunchTemplateName"]}
+        )
         try:
             with boundary(f"describe launch template of {g['AutoScalingGroupName']}"):
-                vers = ec2.describe_launch_template_versions(Versions=[str(lt.get("Version") or "$Default")],
-                                                             **ref)["LaunchTemplateVersions"]
+                vers = ec2.describe_launch_template_versions(
+                    Versions=[str(lt.get("Version") or "$Default")], **ref
+                )["LaunchTemplateVersions"]
         except AwsError as e:
             log.warning("%s", e)
             continue
@@ -104,7 +124,7 @@ def _api_credits(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
     for i in range(0, len(instance_ids), 100):
         try:
             with boundary("describe instance credit specifications"):
-                resp = ec2.describe_instance_credit_specifications(InstanceIds=instance_ids[i:i + 100])
+                resp = ec2.describe_instance_credit_specifications(InstanceIds=instance_ids[i : i + 100])
         except AwsError as e:
             log.warning("credit mode from the EC2 API unavailable: %s", e)
             return out
@@ -131,8 +151,17 @@ def nodes_by_instance(api: Any = None) -> dict[str, str]:
     return out
 
 
-def inventory(cluster: str | None = None, region: str | None = None, *, ec2: Any = None, autoscaling: Any = None,
-              s3: Any = None, api: Any = None, state_store: str | None = None, with_nodes: bool = True) -> pd.DataFrame:
+def inventory(
+    cluster: str | None = None,
+    region: str | None = None,
+    *,
+    ec2: Any = None,
+    autoscaling: Any = None,
+    s3: Any = None,
+    api: Any = None,
+    state_store: str | None = None,
+    with_nodes: bool = True,
+) -> pd.DataFrame:
     """The cluster's running instances, by instance group, with credit mode and Kubernetes node.
 
     Args:
@@ -147,7 +176,8 @@ def inventory(cluster: str | None = None, region: str | None = None, *, ec2: Any
 
     Returns:
         Columns ``INVENTORY_COLUMNS``: ``role`` master|node, ``credit_mode`` standard|unlimited ("" when not
-        burstable), ``credit_mode_source`` kops|launch-template|ec2-api|aws-default, ``node`` the node name or "".
+        burstable), ``credit_mode_source`` kops|launch-template|ec2-api|aws-default, ``node`` the node
+        name or "".
     """
     from opsbook.analysis.credits import credit_spec
 
@@ -157,13 +187,19 @@ def inventory(cluster: str | None = None, region: str | None = None, *, ec2: Any
     ec2 = ec2 or aws_client("ec2", region)
     autoscaling = autoscaling or aws_client("autoscaling", region)
     with boundary("describe the cluster's instances"):
-        pages = ec2.get_paginator("describe_instances").paginate(Filters=[
-            {"Name": "tag:KubernetesCluster", "Values": [cluster]},
-            {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+        pages = ec2.get_paginator("describe_instances").paginate(
+            Filters=[
+                {"Name": "tag:KubernetesCluster", "Values": [cluster]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ]
+        )
         instances = [i for p in pages for r in p["Reservations"] for i in r["Instances"]]
-        groups = [g for p in autoscaling.get_paginator("describe_auto_scaling_groups").paginate()
-                  for g in p["AutoScalingGroups"]
-                  if any(t["Key"] == "KubernetesCluster" and t["Value"] == cluster for t in g.get("Tags", []))]
+        groups = [
+            g
+            for p in autoscaling.get_paginator("describe_auto_scaling_groups").paginate()
+            for g in p["AutoScalingGroups"]
+            if any(t["Key"] == "KubernetesCluster" and t["Value"] == cluster for t in g.get("Tags", []))
+        ]
     asg_of = {i["InstanceId"]: g["AutoScalingGroupName"] for g in groups for i in g.get("Instances", [])}
     lt_modes = _launch_template_credits(ec2, groups)
     kops_modes = kops_cpu_credits(cluster, state_store, s3, region)
@@ -194,14 +230,25 @@ def inventory(cluster: str | None = None, region: str | None = None, *, ec2: Any
             mode, src = api_modes[iid], "ec2-api"
         elif not mode:
             mode, src = spec.default_mode, "aws-default"
-        rows.append({
-            "instance_id": iid, "instance_group": ig, "asg": asg,
-            "role": "master" if ("k8s.io/role/master" in tags or "k8s.io/role/control-plane" in tags) else "node",
-            "instance_type": inst["InstanceType"], "zone": inst["Placement"]["AvailabilityZone"],
-            "state": inst["State"]["Name"], "launch_time": pd.Timestamp(inst["LaunchTime"]),
-            "credit_mode": mode, "credit_mode_source": src, "credit_mode_declared": declared if spec else "",
-            "credit_mode_api": api_modes.get(iid, ""), "node": nodes.get(iid, ""),
-        })
+        rows.append(
+            {
+                "instance_id": iid,
+                "instance_group": ig,
+                "asg": asg,
+                "role": "master"
+                if ("k8s.io/role/master" in tags or "k8s.io/role/control-plane" in tags)
+                else "node",
+                "instance_type": inst["InstanceType"],
+                "zone": inst["Placement"]["AvailabilityZone"],
+                "state": inst["State"]["Name"],
+                "launch_time": pd.Timestamp(inst["LaunchTime"]),
+                "credit_mode": mode,
+                "credit_mode_source": src,
+                "credit_mode_declared": declared if spec else "",
+                "credit_mode_api": api_modes.get(iid, ""),
+                "node": nodes.get(iid, ""),
+            }
+        )
     df = pd.DataFrame(rows, columns=INVENTORY_COLUMNS)
     return df.sort_values(["instance_group", "instance_id"]).reset_index(drop=True)
 
@@ -211,17 +258,35 @@ def inventory_findings(inv: pd.DataFrame) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for r in inv.itertuples():
         if not r.node:
-            out.append({"check": "inventory.instance_without_node", "severity": "medium", "object": r.instance_id,
-                        "group": "inventory", "evidence": "EC2 DescribeInstances vs Kubernetes node providerID",
-                        "message": (f"{r.instance_type} {r.instance_id} of {r.instance_group or '?'} has no "
-                                    "Kubernetes node: it is paid for but not in the cluster (still booting, or "
-                                    "failed to join: check its console output).")})
+            out.append(
+                {
+                    "check": "inventory.instance_without_node",
+                    "severity": "medium",
+                    "object": r.instance_id,
+                    "group": "inventory",
+                    "evidence": "EC2 DescribeInstances vs Kubernetes node providerID",
+                    "message": (
+                        f"{r.instance_type} {r.instance_id} of {r.instance_group or '?'} has no "
+                        "Kubernetes node: it is paid for but not in the cluster (still booting, or "
+                        "failed to join: check its console output)."
+                    ),
+                }
+            )
         if r.credit_mode_api and r.credit_mode_declared and r.credit_mode_api != r.credit_mode_declared:
-            out.append({"check": "inventory.credit_mode_mismatch", "severity": "info", "object": r.instance_id,
-                        "group": "inventory", "evidence": "DescribeInstanceCreditSpecifications",
-                        "message": (f"{r.instance_id}: {r.credit_mode_source} declares {r.credit_mode_declared} but "
-                                    f"EC2 reports {r.credit_mode_api}; using {r.credit_mode_declared}. On AWS this "
-                                    "means a manual change kops will revert; moto always reports standard.")})
+            out.append(
+                {
+                    "check": "inventory.credit_mode_mismatch",
+                    "severity": "info",
+                    "object": r.instance_id,
+                    "group": "inventory",
+                    "evidence": "DescribeInstanceCreditSpecifications",
+                    "message": (
+                        f"{r.instance_id}: {r.credit_mode_source} declares {r.credit_mode_declared} but "
+                        f"EC2 reports {r.credit_mode_api}; using {r.credit_mode_declared}. On AWS this "
+                        "means a manual change kops will revert; moto always reports standard."
+                    ),
+                }
+            )
     return out
 
 
@@ -229,11 +294,25 @@ def group_summary(inv: pd.DataFrame) -> pd.DataFrame:
     """Instances per instance group.
 
     Returns:
-        Columns ``instance_group, asg, role, instance_type, credit_mode, credit_mode_source, instances, nodes``.
+        Columns ``instance_group, asg, role, instance_type, credit_mode, credit_mode_source, instances,
+        nodes``.
     """
     if inv.empty:
-        return pd.DataFrame(columns=["instance_group", "asg", "role", "instance_type", "credit_mode",
-                                     "credit_mode_source", "instances", "nodes"])
-    g = inv.groupby(["instance_group", "asg", "role", "instance_type", "credit_mode", "credit_mode_source"],
-                    dropna=False)
-    return g.agg(instances=("instance_id", "count"), nodes=("node", lambda s: int((s != "").sum()))).reset_index()
+        return pd.DataFrame(
+            columns=[
+                "instance_group",
+                "asg",
+                "role",
+                "instance_type",
+                "credit_mode",
+                "credit_mode_source",
+                "instances",
+                "nodes",
+            ]
+        )
+    g = inv.groupby(
+        ["instance_group", "asg", "role", "instance_type", "credit_mode", "credit_mode_source"], dropna=False
+    )
+    return g.agg(
+        instances=("instance_id", "count"), nodes=("node", lambda s: int((s != "").sum()))
+    ).reset_index()
