@@ -45,6 +45,15 @@ sandbox_app = typer.Typer(help="A local sandbox: real kube-apiserver (kwok nodes
 app.add_typer(sandbox_app, name="sandbox")
 
 
+def _register_events() -> None:
+    from opsbook.cli_events import events_app
+
+    app.add_typer(events_app, name="events", help="Keep Kubernetes events beyond their 1 h TTL.")
+
+
+_register_events()
+
+
 def _say(msg: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}")
 

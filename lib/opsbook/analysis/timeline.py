@@ -13,13 +13,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 
+import numpy as np
 import pandas as pd
 
 from opsbook.aws.evidence import MetricSpec, check_instance_metrics, parse_metric_spec
 from opsbook.errors import BadInput
 
-TIMELINE_COLUMNS = ["time", "last_time", "source", "object", "what", "detail", "count", "severity", "evidence"]
+TIMELINE_COLUMNS = [
+    "time",
+    "last_time",
+    "source",
+    "object",
+    "what",
+    "detail",
+    "count",
+    "severity",
+    "evidence",
+]
 """Columns of a timeline: ``time`` (first occurrence, UTC), ``last_time``, ``source``, ``object``
 (``Kind/ns/name``; a collapsed group reads ``Kind/ns/prefix-* (n)``), ``what``, ``detail``, ``count``,
 ``severity`` (info/low/medium/high/critical), ``evidence``."""
@@ -28,11 +40,25 @@ ALERT_KEYS = ("first_alert", "acknowledged", "mitigated", "resolved")
 
 # event reasons worth more than "info" in a timeline
 _REASON_SEVERITY = {
-    "NodeNotReady": "high", "TaintManagerEviction": "high", "Evicted": "high", "OOMKilling": "high",
-    "BackOff": "high", "Killing": "medium", "FailedScheduling": "medium", "Unhealthy": "medium",
-    "NodeNotSchedulable": "medium", "Rebooted": "high", "SystemOOM": "high", "NodeHasDiskPressure": "medium",
-    "NodeHasInsufficientMemory": "medium", "FailedMount": "medium", "FailedCreatePodSandBox": "medium",
-    "LeaderElection": "low", "ScalingReplicaSet": "low", "SuccessfulCreate": "low", "Scheduled": "info",
+    "NodeNotReady": "high",
+    "TaintManagerEviction": "high",
+    "Evicted": "high",
+    "OOMKilling": "high",
+    "BackOff": "high",
+    "Killing": "medium",
+    "FailedScheduling": "medium",
+    "Unhealthy": "medium",
+    "NodeNotSchedulable": "medium",
+    "Rebooted": "high",
+    "SystemOOM": "high",
+    "NodeHasDiskPressure": "medium",
+    "NodeHasInsufficientMemory": "medium",
+    "FailedMount": "medium",
+    "FailedCreatePodSandBox": "medium",
+    "LeaderElection": "low",
+    "ScalingReplicaSet": "low",
+    "SuccessfulCreate": "low",
+    "Scheduled": "info",
 }
 
 
@@ -100,11 +126,15 @@ def incident(
             raise BadInput("give a window: start (and end), or last_hours > 0")
         start_ts = end_ts - pd.Timedelta(hours=last_hours)
     if end_ts <= start_ts:
-        raise BadInput(f"the window ends ({end_ts:%Y-%m-%dT%H:%M:%SZ}) before it starts "
-                       f"({start_ts:%Y-%m-%dT%H:%M:%SZ}): swap start and end")
+        raise BadInput(
+            f"the window ends ({end_ts:%Y-%m-%dT%H:%M:%SZ}) before it starts "
+            f"({start_ts:%Y-%m-%dT%H:%M:%SZ}): swap start and end"
+        )
     if start_ts > now_ts:
-        raise BadInput(f"the window starts in the future ({start_ts:%Y-%m-%dT%H:%M:%SZ} > now "
-                       f"{now_ts:%Y-%m-%dT%H:%M:%SZ}): times are UTC; check the date and the time zone")
+        raise BadInput(
+            f"the window starts in the future ({start_ts:%Y-%m-%dT%H:%M:%SZ} > now "
+            f"{now_ts:%Y-%m-%dT%H:%M:%SZ}): times are UTC; check the date and the time zone"
+        )
     if end_ts - start_ts > pd.Timedelta(days=max_days):
         raise BadInput(f"the window is longer than {max_days:g} days: narrow it to the incident")
     specs = tuple(parse_metric_spec(m) for m in extra_metrics if m.strip())
@@ -117,7 +147,7 @@ def incident(
         if t is not None:
             parsed[k] = t
     order = [k for k in ALERT_KEYS if k in parsed]
-    for a, b in zip(order, order[1:], strict=False):
+    for a, b in pairwise(order):
         if parsed[b] < parsed[a]:
             raise BadInput(f"alert times out of order: {b} ({parsed[b]}) is before {a} ({parsed[a]})")
     return Incident(min(start_ts, now_ts), min(end_ts, now_ts), title, specs, names, parsed)
@@ -137,17 +167,19 @@ def events_to_rows(events: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "object")) for c in TIMELINE_COLUMNS})
     cancelled = events["message"].str.startswith("Cancelling", na=False)
     what = events["reason"].where(~cancelled, events["reason"] + " cancelled")
-    return pd.DataFrame({
-        "time": events["first_time"].fillna(events["time"]),
-        "last_time": events["time"],
-        "source": "event",
-        "object": events["object"],
-        "what": what,
-        "detail": events["message"],
-        "count": events["count"].astype("int64"),
-        "severity": _severity_of_events(events),
-        "evidence": events["event"],
-    })
+    return pd.DataFrame(
+        {
+            "time": events["first_time"].fillna(events["time"]),
+            "last_time": events["time"],
+            "source": "event",
+            "object": events["object"],
+            "what": what,
+            "detail": events["message"],
+            "count": events["count"].astype("int64"),
+            "severity": _severity_of_events(events),
+            "evidence": events["event"],
+        }
+    )
 
 
 _DTYPES = {"time": "datetime64[ns, UTC]", "last_time": "datetime64[ns, UTC]", "count": "int64"}
@@ -164,8 +196,20 @@ def _as_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def alert_rows(alerts: dict[str, pd.Timestamp]) -> pd.DataFrame:
     """Timeline rows for the alert times a person gave (first page, ack, mitigated, resolved)."""
-    recs = [(t, t, "alert", "Incident", k.replace("_", " "), "given as a runbook parameter", 1,
-             "high" if k == "first_alert" else "info", "runbook parameters") for k, t in alerts.items()]
+    recs = [
+        (
+            t,
+            t,
+            "alert",
+            "Incident",
+            k.replace("_", " "),
+            "given as a runbook parameter",
+            1,
+            "high" if k == "first_alert" else "info",
+            "runbook parameters",
+        )
+        for k, t in alerts.items()
+    ]
     df = pd.DataFrame(recs, columns=TIMELINE_COLUMNS)
     for c in ("time", "last_time"):
         df[c] = pd.to_datetime(df[c], utc=True)
@@ -183,7 +227,7 @@ def group_key(objects: pd.Series) -> pd.Series:
     return objects.where(~is_pod, stripped)
 
 
-def collapse(rows: pd.DataFrame, gap: pd.Timedelta = pd.Timedelta(seconds=60)) -> pd.DataFrame:
+def collapse(rows: pd.DataFrame, gap: pd.Timedelta | float = 30.0) -> pd.DataFrame:
     """Collapse runs of rows with the same source, object group and ``what`` within ``gap``.
 
     Args:
@@ -197,28 +241,47 @@ def collapse(rows: pd.DataFrame, gap: pd.Timedelta = pd.Timedelta(seconds=60)) -
     """
     if rows.empty:
         return rows.reset_index(drop=True)
+    if not isinstance(gap, pd.Timedelta):
+        gap = pd.Timedelta(seconds=float(gap))
     df = rows.reset_index(drop=True)
-    key = df["source"] + "\x00" + group_key(df["object"]) + "\x00" + df["what"]
-    df = df.assign(_key=key).sort_values(["_key", "time"], kind="stable")
-    new_run = (df["_key"] != df["_key"].shift()) | (df["time"] - df["last_time"].shift() > gap)
-    df["_run"] = new_run.cumsum()
-    df["_sev"] = df["severity"].map(_SEV_RANK).fillna(0).astype("int8")
-    g = df.groupby("_run", sort=False)
-    first = g.first()
-    out = pd.DataFrame({
-        "time": g["time"].min(),
-        "last_time": g["last_time"].max(),
-        "source": first["source"],
-        "what": first["what"],
-        "count": g["count"].sum(),
-        "evidence": first["evidence"],
-    })
-    n_obj = g["object"].nunique()
-    out["object"] = first["object"].where(n_obj == 1, group_key(first["object"]) + " (" + n_obj.astype(str) + ")")
-    n_detail = g["detail"].nunique()
-    out["detail"] = first["detail"].where(n_detail == 1, first["detail"] + " (+" + (n_detail - 1).astype(str)
-                                          + " more)")
-    out["severity"] = g["_sev"].max().map(dict(enumerate(_SEVERITIES)))
+    groups = group_key(df["object"])
+    codes = df.groupby([df["source"], groups, df["what"]], sort=False, dropna=False).ngroup().to_numpy()
+    t = df["time"].to_numpy(dtype="datetime64[ns]").view("int64")
+    last = df["last_time"].fillna(df["time"]).to_numpy(dtype="datetime64[ns]").view("int64")
+    order = np.lexsort((t, codes))
+    codes, t, last = codes[order], t[order], last[order]
+    prev_last = pd.Series(last).groupby(codes).cummax().to_numpy()  # latest end so far, per key
+    new_run = np.r_[True, (codes[1:] != codes[:-1]) | (t[1:] - prev_last[:-1] > gap.value)]
+    starts = np.flatnonzero(new_run)
+    run = np.cumsum(new_run) - 1
+    sev = df["severity"].map(_SEV_RANK).fillna(0).to_numpy(dtype="int8")[order]
+    cnt = df["count"].to_numpy(dtype="int64")[order]
+
+    def n_distinct(col: pd.Series) -> np.ndarray:
+        c = pd.factorize(col)[0][order].astype("int64")
+        pairs = np.unique(run * (int(c.max()) + 2) + c)
+        return np.bincount(pairs // (int(c.max()) + 2), minlength=len(starts))
+
+    head = df.iloc[order[starts]].reset_index(drop=True)
+    n_obj, n_detail = n_distinct(df["object"]), n_distinct(df["detail"].astype(str))
+    out = pd.DataFrame(
+        {
+            "time": head["time"],
+            "last_time": pd.to_datetime(np.maximum.reduceat(last, starts), utc=True),
+            "source": head["source"],
+            "what": head["what"],
+            "count": np.add.reduceat(cnt, starts),
+            "evidence": head["evidence"],
+            "severity": pd.Series(np.maximum.reduceat(sev, starts)).map(dict(enumerate(_SEVERITIES))),
+        }
+    )
+    multi = n_obj > 1
+    out["object"] = head["object"].where(
+        ~multi, group_key(head["object"]) + " (" + pd.Series(n_obj).astype(str) + ")"
+    )
+    out["detail"] = head["detail"].where(
+        n_detail <= 1, head["detail"].astype(str) + " (+" + pd.Series(n_detail - 1).astype(str) + " more)"
+    )
     return out[TIMELINE_COLUMNS].sort_values(["time", "source"], kind="stable").reset_index(drop=True)
 
 
@@ -228,10 +291,11 @@ _SEV_RANK = {s: i for i, s in enumerate(_SEVERITIES)}
 
 def build_timeline(
     events: pd.DataFrame | None = None,
-    evidence: Sequence[pd.DataFrame] = (),
+    evidence: Sequence[pd.DataFrame] | pd.DataFrame = (),
     incident: Incident | None = None,
-    gap: pd.Timedelta = pd.Timedelta(seconds=60),
+    gap: pd.Timedelta | float = 30.0,
     min_severity: str = "info",
+    metrics: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One merged, collapsed timeline from events and evidence frames.
 
@@ -241,14 +305,23 @@ def build_timeline(
             AWS, metric milestones from :func:`opsbook.analysis.detectors.metric_milestones`).
         incident: when given, rows are limited to its window (rows without a time are dropped) and its
             alert times are added.
-        gap: collapse runs closer than this (see :func:`collapse`).
+        gap: collapse runs closer than this (see :func:`collapse`); a number is seconds.
         min_severity: drop rows below this severity.
+        metrics: a metrics frame whose turning points (credits exhausted, a backlog growing) become rows.
 
     Returns:
         DataFrame of :data:`TIMELINE_COLUMNS`, sorted by time.
     """
     parts = [events_to_rows(events)] if events is not None and len(events) else []
+    if isinstance(evidence, pd.DataFrame):
+        evidence = [evidence]
+    if metrics is not None and len(metrics):
+        from opsbook.analysis.detectors import metric_milestones
+
+        evidence = [*evidence, metric_milestones(metrics)]
     parts += [_as_rows(e) for e in evidence if len(e)]
+    if not isinstance(gap, pd.Timedelta):
+        gap = pd.Timedelta(seconds=float(gap))
     if incident is not None and incident.alerts:
         parts.append(alert_rows(incident.alerts))
     if not parts:
@@ -258,6 +331,8 @@ def build_timeline(
     if incident is not None:
         last = rows["last_time"].fillna(rows["time"])
         rows = rows[(last >= incident.start) & (rows["time"] <= incident.end)]
+        # a repeat that began before the window shows at its last occurrence, the one known to be inside
+        rows = rows.assign(time=rows["time"].where(rows["time"] >= incident.start, rows["last_time"]))
     if min_severity != "info":
         rows = rows[rows["severity"].map(_SEV_RANK).fillna(0) >= _SEV_RANK[min_severity]]
     rows = rows.assign(count=rows["count"].fillna(1).astype("int64"))

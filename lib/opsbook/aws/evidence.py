@@ -24,7 +24,7 @@ import pandas as pd
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
-from opsbook.errors import ApiUnavailable, BadInput
+from opsbook.errors import AwsError, BadInput
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,16 @@ METRIC_COLUMNS = ["time", "namespace", "metric", "id", "value"]
 """Columns of a metrics frame: ``time`` (UTC), ``namespace``, ``metric`` (name), ``id`` (instance id or
 the extra metric's label), ``value``."""
 
-INSTANCE_METRICS = ("CPUUtilization", "CPUCreditBalance", "CPUCreditUsage", "CPUSurplusCreditBalance",
-                    "CPUSurplusCreditsCharged", "StatusCheckFailed", "NetworkIn", "NetworkOut")
+INSTANCE_METRICS = (
+    "CPUUtilization",
+    "CPUCreditBalance",
+    "CPUCreditUsage",
+    "CPUSurplusCreditBalance",
+    "CPUSurplusCreditsCharged",
+    "StatusCheckFailed",
+    "NetworkIn",
+    "NetworkOut",
+)
 """AWS/EC2 metrics the runbook can read per instance; any other name is a :class:`BadInput`."""
 
 _SPEC = re.compile(r"^(?P<ns>[^/\s]+(?:/[^/\s]+)*)/(?P<name>[^/\s:]+)(?::(?P<dims>.*))?$")
@@ -72,8 +80,10 @@ def parse_metric_spec(text: str) -> MetricSpec:
     head, dims_text = parts[0], parts[1] if len(parts) > 1 else ""
     stat = parts[2] if len(parts) > 2 else "Average"
     if len(parts) > 3 or "/" not in head or head.endswith("/") or head.startswith("/"):
-        raise BadInput(f"extra metric {text!r} is not 'Namespace/MetricName[:Dim=Value,...][:Stat]', e.g. "
-                       "'AWS/SQS/ApproximateNumberOfMessagesVisible:QueueName=orders'")
+        raise BadInput(
+            f"extra metric {text!r} is not 'Namespace/MetricName[:Dim=Value,...][:Stat]', e.g. "
+            "'AWS/SQS/ApproximateNumberOfMessagesVisible:QueueName=orders'"
+        )
     ns, name = head.rsplit("/", 1)
     dims: dict[str, str] = {}
     for kv in filter(None, dims_text.split(",")):
@@ -119,17 +129,31 @@ def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None) 
     out = []
     with boundary("describing the cluster's EC2 instances"):
         for page in ec2.get_paginator("describe_instances").paginate(
-                Filters=[{"Name": "tag:KubernetesCluster", "Values": [cluster]}]):
+            Filters=[{"Name": "tag:KubernetesCluster", "Values": [cluster]}]
+        ):
             for r in page["Reservations"]:
                 for i in r["Instances"]:
                     tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
-                    out.append({"instance_id": i["InstanceId"], "instance_type": i["InstanceType"],
-                                "state": i["State"]["Name"], "private_dns": i.get("PrivateDnsName", ""),
-                                "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
-                                "launch_time": i.get("LaunchTime"),
-                                "state_reason": i.get("StateTransitionReason", "")})
-    cols = ["instance_id", "instance_type", "state", "private_dns", "instance_group", "launch_time",
-            "state_reason"]
+                    out.append(
+                        {
+                            "instance_id": i["InstanceId"],
+                            "instance_type": i["InstanceType"],
+                            "state": i["State"]["Name"],
+                            "private_dns": i.get("PrivateDnsName", ""),
+                            "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
+                            "launch_time": i.get("LaunchTime"),
+                            "state_reason": i.get("StateTransitionReason", ""),
+                        }
+                    )
+    cols = [
+        "instance_id",
+        "instance_type",
+        "state",
+        "private_dns",
+        "instance_group",
+        "launch_time",
+        "state_reason",
+    ]
     return pd.DataFrame(out, columns=cols)
 
 
@@ -146,14 +170,23 @@ def ec2_termination_evidence(instances: pd.DataFrame) -> pd.DataFrame:
     for r in instances[instances["state"].isin(["terminated", "shutting-down", "stopped"])].itertuples():
         m = _REASON_TIME.search(str(r.state_reason))
         when = pd.Timestamp(m.group(1), tz="UTC") if m else None
-        out.append((when, "ec2", f"Instance/{r.instance_id}", f"instance {r.state}",
-                    f"{r.instance_group} {r.private_dns}: {r.state_reason}".strip(), "high",
-                    f"aws ec2 describe-instances --instance-ids {r.instance_id}"))
+        out.append(
+            (
+                when,
+                "ec2",
+                f"Instance/{r.instance_id}",
+                f"instance {r.state}",
+                f"{r.instance_group} {r.private_dns}: {r.state_reason}".strip(),
+                "high",
+                f"aws ec2 describe-instances --instance-ids {r.instance_id}",
+            )
+        )
     return _rows(out)
 
 
-def asg_activity_evidence(cluster: str, start: datetime, end: datetime, region: str | None = None,
-                          asg: Any = None) -> tuple[pd.DataFrame, list[str]]:
+def asg_activity_evidence(
+    cluster: str, start: datetime, end: datetime, region: str | None = None, asg: Any = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Auto Scaling activities of the cluster's ASGs in the window ("EC2 death", launches).
 
     Returns:
@@ -165,32 +198,51 @@ def asg_activity_evidence(cluster: str, start: datetime, end: datetime, region: 
     out = []
     try:
         with boundary("listing the cluster's Auto Scaling groups"):
-            groups = [g["AutoScalingGroupName"]
-                      for page in asg.get_paginator("describe_auto_scaling_groups").paginate()
-                      for g in page["AutoScalingGroups"]
-                      if any(t["Key"] == "KubernetesCluster" and t["Value"] == cluster for t in g.get("Tags", []))]
+            groups = [
+                g["AutoScalingGroupName"]
+                for page in asg.get_paginator("describe_auto_scaling_groups").paginate()
+                for g in page["AutoScalingGroups"]
+                if any(t["Key"] == "KubernetesCluster" and t["Value"] == cluster for t in g.get("Tags", []))
+            ]
             for name in groups:
-                for page in asg.get_paginator("describe_scaling_activities").paginate(AutoScalingGroupName=name):
+                for page in asg.get_paginator("describe_scaling_activities").paginate(
+                    AutoScalingGroupName=name
+                ):
                     for a in page["Activities"]:
                         t = a.get("StartTime")
                         if t is None or not (start <= t <= end):
                             continue
                         desc = a.get("Description", "")
-                        what = ("instance terminated" if desc.startswith("Terminating") else
-                                "instance launched" if desc.startswith("Launching") else "activity")
+                        what = (
+                            "instance terminated"
+                            if desc.startswith("Terminating")
+                            else "instance launched"
+                            if desc.startswith("Launching")
+                            else "activity"
+                        )
                         sev = "high" if what == "instance terminated" else "low"
-                        out.append((t, "asg", f"ASG/{name}", what,
-                                    f"{desc}. Cause: {a.get('Cause', '')} ({a.get('StatusCode', '')})", sev,
-                                    f"aws autoscaling describe-scaling-activities --auto-scaling-group-name {name}"))
-    except ApiUnavailable as e:
-        notes.append(f"Auto Scaling activities unavailable: {e}")
+                        out.append(
+                            (
+                                t,
+                                "asg",
+                                f"ASG/{name}",
+                                what,
+                                f"{desc}. Cause: {a.get('Cause', '')} ({a.get('StatusCode', '')})",
+                                sev,
+                                "aws autoscaling describe-scaling-activities --auto-scaling-group-name "
+                                + name,
+                            )
+                        )
+    except AwsError as e:  # ApiUnavailable, or moto's 500 for what it does not implement
+        notes.append(f"Auto Scaling activities unavailable: {str(e)[:200]}")
     if not out and not notes:
         notes.append("no Auto Scaling activities in the window (moto always returns none)")
     return _rows(out), notes
 
 
-def alarm_history_evidence(start: datetime, end: datetime, region: str | None = None,
-                           cw: Any = None) -> tuple[pd.DataFrame, list[str]]:
+def alarm_history_evidence(
+    start: datetime, end: datetime, region: str | None = None, cw: Any = None
+) -> tuple[pd.DataFrame, list[str]]:
     """CloudWatch alarm state changes in the window.
 
     Returns:
@@ -203,18 +255,27 @@ def alarm_history_evidence(start: datetime, end: datetime, region: str | None = 
     try:
         with boundary("reading CloudWatch alarm history"):
             for page in cw.get_paginator("describe_alarm_history").paginate(
-                    HistoryItemType="StateUpdate", StartDate=start, EndDate=end):
+                HistoryItemType="StateUpdate", StartDate=start, EndDate=end
+            ):
                 for h in page["AlarmHistoryItems"]:
                     try:
                         new = json.loads(h.get("HistoryData", "{}")).get("newState", {}).get("stateValue", "")
                     except ValueError:
                         new = ""
                     sev = "high" if new == "ALARM" else "info"
-                    out.append((h["Timestamp"], "alarm", f"Alarm/{h['AlarmName']}", f"alarm -> {new or '?'}",
-                                h.get("HistorySummary", ""), sev,
-                                f"aws cloudwatch describe-alarm-history --alarm-name {h['AlarmName']}"))
-    except ApiUnavailable as e:
-        return _rows([]), [f"CloudWatch alarm history unavailable: {e}"]
+                    out.append(
+                        (
+                            h["Timestamp"],
+                            "alarm",
+                            f"Alarm/{h['AlarmName']}",
+                            f"alarm -> {new or '?'}",
+                            h.get("HistorySummary", ""),
+                            sev,
+                            f"aws cloudwatch describe-alarm-history --alarm-name {h['AlarmName']}",
+                        )
+                    )
+    except AwsError as e:  # ApiUnavailable, or moto's 500 for what it does not implement
+        return _rows([]), [f"CloudWatch alarm history unavailable: {str(e).splitlines()[0][:200]}"]
     return _rows(out), []
 
 
@@ -222,8 +283,14 @@ def _query_id(i: int) -> str:
     return f"m{i}"
 
 
-def get_metrics(queries: list[tuple[str, str, dict[str, str], str, str]], start: datetime, end: datetime,
-                period: int = 300, region: str | None = None, cw: Any = None) -> pd.DataFrame:
+def get_metrics(
+    queries: list[tuple[str, str, dict[str, str], str, str]],
+    start: datetime,
+    end: datetime,
+    period: int = 300,
+    region: str | None = None,
+    cw: Any = None,
+) -> pd.DataFrame:
     """Fetch metric series with ``get_metric_data``.
 
     Args:
@@ -240,15 +307,31 @@ def get_metrics(queries: list[tuple[str, str, dict[str, str], str, str]], start:
     cw = cw or aws_client("cloudwatch", region)
     frames: list[pd.DataFrame] = []
     for chunk_start in range(0, len(queries), 500):
-        chunk = queries[chunk_start:chunk_start + 500]
-        mdq = [{"Id": _query_id(i), "ReturnData": True, "MetricStat": {
-            "Metric": {"Namespace": ns, "MetricName": name,
-                       "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]},
-            "Period": period, "Stat": stat}} for i, (ns, name, dims, stat, _) in enumerate(chunk)]
+        chunk = queries[chunk_start : chunk_start + 500]
+        mdq = [
+            {
+                "Id": _query_id(i),
+                "ReturnData": True,
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": ns,
+                        "MetricName": name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                    },
+                    "Period": period,
+                    "Stat": stat,
+                },
+            }
+            for i, (ns, name, dims, stat, _) in enumerate(chunk)
+        ]
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"MetricDataQueries": mdq, "StartTime": start, "EndTime": end,
-                                      "ScanBy": "TimestampAscending"}
+            kwargs: dict[str, Any] = {
+                "MetricDataQueries": mdq,
+                "StartTime": start,
+                "EndTime": end,
+                "ScanBy": "TimestampAscending",
+            }
             if token:
                 kwargs["NextToken"] = token
             with boundary("reading CloudWatch metrics"):
@@ -256,35 +339,61 @@ def get_metrics(queries: list[tuple[str, str, dict[str, str], str, str]], start:
             for res in resp["MetricDataResults"]:
                 ns, name, _dims, _stat, label = chunk[int(res["Id"][1:])]
                 if res["Timestamps"]:
-                    frames.append(pd.DataFrame({"time": pd.to_datetime(res["Timestamps"], utc=True),
-                                                "namespace": ns, "metric": name, "id": label,
-                                                "value": res["Values"]}))
+                    frames.append(
+                        pd.DataFrame(
+                            {
+                                "time": pd.to_datetime(res["Timestamps"], utc=True),
+                                "namespace": ns,
+                                "metric": name,
+                                "id": label,
+                                "value": res["Values"],
+                            }
+                        )
+                    )
             token = resp.get("NextToken")
             if not token:
                 break
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c == "time" else
-                                          "float64" if c == "value" else "object") for c in METRIC_COLUMNS})
+        return pd.DataFrame(
+            {
+                c: pd.Series(
+                    dtype="datetime64[ns, UTC]" if c == "time" else "float64" if c == "value" else "object"
+                )
+                for c in METRIC_COLUMNS
+            }
+        )
     df = pd.concat(frames, ignore_index=True)
     return df.sort_values(["namespace", "metric", "id", "time"]).reset_index(drop=True)
 
 
-def instance_metrics(instances: pd.DataFrame, start: datetime, end: datetime,
-                     names: Sequence[str] = ("CPUUtilization", "CPUCreditBalance", "CPUCreditUsage"),
-                     region: str | None = None, cw: Any = None) -> pd.DataFrame:
+def instance_metrics(
+    instances: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    names: Sequence[str] = ("CPUUtilization", "CPUCreditBalance", "CPUCreditUsage"),
+    region: str | None = None,
+    cw: Any = None,
+) -> pd.DataFrame:
     """Per-instance AWS/EC2 metrics (5-minute Average) of the given instances.
 
     Returns:
         Metrics frame (:data:`METRIC_COLUMNS`) with ``id`` = instance id.
     """
     check_instance_metrics(names)
-    queries = [("AWS/EC2", n, {"InstanceId": iid}, "Average", iid)
-               for iid in instances["instance_id"] for n in names]
+    queries = [
+        ("AWS/EC2", n, {"InstanceId": iid}, "Average", iid) for iid in instances["instance_id"] for n in names
+    ]
     return get_metrics(queries, start, end, 300, region, cw)
 
 
-def extra_metrics(specs: Sequence[MetricSpec], start: datetime, end: datetime, period: int = 60,
-                  region: str | None = None, cw: Any = None) -> pd.DataFrame:
+def extra_metrics(
+    specs: Sequence[MetricSpec],
+    start: datetime,
+    end: datetime,
+    period: int = 60,
+    region: str | None = None,
+    cw: Any = None,
+) -> pd.DataFrame:
     """The extra metrics (a queue depth, a latency), one series per spec, ``id`` = the spec's label."""
     queries = [(s.namespace, s.name, s.dimensions, s.stat, s.label) for s in specs]
     return get_metrics(queries, start, end, period, region, cw) if queries else get_metrics([], start, end)
@@ -306,14 +415,20 @@ def check_metrics_exist(specs: Sequence[MetricSpec], region: str | None = None, 
             if not found:
                 names = sorted({m["MetricName"] for m in cw.list_metrics(Namespace=s.namespace)["Metrics"]})
                 known = ", ".join(names[:20]) or "none"
-                raise BadInput(f"unknown metric {s.namespace}/{s.name} {s.dimensions or ''}: CloudWatch has no "
-                               f"such series. Metrics in {s.namespace}: {known}")
+                raise BadInput(
+                    f"unknown metric {s.namespace}/{s.name} {s.dimensions or ''}: CloudWatch has no "
+                    f"such series. Metrics in {s.namespace}: {known}"
+                )
 
 
-def collect_aws_evidence(cluster: str, start: datetime, end: datetime, region: str | None = None,
-                         extra: Sequence[MetricSpec] = (),
-                         metric_names: Sequence[str] = ("CPUUtilization", "CPUCreditBalance", "CPUCreditUsage"),
-                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+def collect_aws_evidence(
+    cluster: str,
+    start: datetime,
+    end: datetime,
+    region: str | None = None,
+    extra: Sequence[MetricSpec] = (),
+    metric_names: Sequence[str] = ("CPUUtilization", "CPUCreditBalance", "CPUCreditUsage"),
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
     """All AWS evidence of the window.
 
     Returns:
@@ -329,8 +444,9 @@ def collect_aws_evidence(cluster: str, start: datetime, end: datetime, region: s
     notes += n1 + n2
     frames = [f for f in (activity, alarms, deaths) if len(f)]
     evidence = pd.concat(frames, ignore_index=True) if frames else _rows([])
-    metrics = [instance_metrics(instances[instances["state"] != "terminated"], start, end, metric_names,
-                                region, cw)]
+    metrics = [
+        instance_metrics(instances[instances["state"] != "terminated"], start, end, metric_names, region, cw)
+    ]
     if extra:
         metrics.append(extra_metrics(extra, start, end, 60, region, cw))
     nonempty = [m for m in metrics if len(m)]

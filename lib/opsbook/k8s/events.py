@@ -13,6 +13,7 @@ older ones, and :func:`collect_events` reads both.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,13 +21,25 @@ from typing import Any
 import pandas as pd
 from kubernetes import client as k8s
 
-from opsbook.k8s.client import Forbidden, boundary, list_all
+from opsbook.k8s.client import Forbidden, boundary
 
 log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = [
-    "time", "first_time", "namespace", "kind", "name", "object", "reason", "message", "type", "count",
-    "component", "api", "uid", "event",
+    "time",
+    "first_time",
+    "namespace",
+    "kind",
+    "name",
+    "object",
+    "reason",
+    "message",
+    "type",
+    "count",
+    "component",
+    "api",
+    "uid",
+    "event",
 ]
 """Columns of a normalised events frame (see :func:`normalise_events`)."""
 
@@ -60,13 +73,24 @@ def _row(e: Mapping[str, Any]) -> tuple[Any, ...]:
     # DESIGN.md fallback: eventTime, series.lastObservedTime, lastTimestamp, creationTimestamp
     when = e.get("eventTime") or series.get("lastObservedTime") or last or meta.get("creationTimestamp")
     first = first or e.get("eventTime") or meta.get("creationTimestamp")
-    ns = obj.get("namespace") or meta.get("namespace") or ""
+    ns = obj.get("namespace") or ""  # empty for cluster-scoped objects (a Node's events live in "default")
     kind = obj.get("kind") or ""
     name = obj.get("name") or ""
     return (
-        when, first, ns, kind, name, f"{kind}/{ns + '/' if ns else ''}{name}", e.get("reason") or "",
-        message, e.get("type") or "", int(count), component, "events.k8s.io/v1" if new_api else "v1",
-        meta.get("uid") or "", f"event/{meta.get('namespace') or ''}/{meta.get('name') or ''}",
+        when,
+        first,
+        ns,
+        kind,
+        name,
+        f"{kind}/{ns + '/' if ns else ''}{name}",
+        e.get("reason") or "",
+        message,
+        e.get("type") or "",
+        int(count),
+        component,
+        "events.k8s.io/v1" if new_api else "v1",
+        meta.get("uid") or "",
+        f"event/{meta.get('namespace') or ''}/{meta.get('name') or ''}",
     )
 
 
@@ -108,7 +132,8 @@ def merge_repeats(events: pd.DataFrame) -> pd.DataFrame:
         return events.copy()
     keys = ["object", "reason", "message"]
     agg = events.groupby(keys, sort=False, dropna=False).agg(
-        time=("time", "max"), first_time=("first_time", "min"), count=("count", "sum"))
+        time=("time", "max"), first_time=("first_time", "min"), count=("count", "sum")
+    )
     rest = events.sort_values("time").drop_duplicates(keys, keep="last").set_index(keys)
     rest = rest.drop(columns=["time", "first_time", "count"])
     out = agg.join(rest).reset_index()[EVENT_COLUMNS]
@@ -121,7 +146,29 @@ def in_window(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> p
     return events[(events["time"] >= start) & (first <= end)].reset_index(drop=True)
 
 
-def list_events(api: k8s.ApiClient | None = None, namespace: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+def _list_raw(fn: Any, *args: Any, limit: int = 500) -> list[dict[str, Any]]:
+    """Page through a ``list_*`` call as raw JSON dicts.
+
+    Raw, because kubernetes-client 37's ``EventsV1Event`` model refuses the null ``eventTime`` that
+    events written through core/v1 have (and skipping the models is faster for 10^5 events).
+    """
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": limit, "_preload_content": False}
+        if token:
+            kwargs["_continue"] = token
+        resp = fn(*args, **kwargs)
+        page = json.loads(resp.data)
+        items.extend(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
+def list_events(
+    api: k8s.ApiClient | None = None, namespace: str | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Raw events from both APIs as JSON dicts, plus notes on what could not be read.
 
     Args:
@@ -139,22 +186,26 @@ def list_events(api: k8s.ApiClient | None = None, namespace: str | None = None) 
     core = k8s.CoreV1Api(api)
     ev1 = k8s.EventsV1Api(api)
     sources: list[tuple[str, Any, tuple[Any, ...]]] = [
-        ("core/v1 events", core.list_namespaced_event if namespace else core.list_event_for_all_namespaces,
-         (namespace,) if namespace else ()),
-        ("events.k8s.io/v1 events",
-         ev1.list_namespaced_event if namespace else ev1.list_event_for_all_namespaces,
-         (namespace,) if namespace else ()),
+        (
+            "core/v1 events",
+            core.list_namespaced_event if namespace else core.list_event_for_all_namespaces,
+            (namespace,) if namespace else (),
+        ),
+        (
+            "events.k8s.io/v1 events",
+            ev1.list_namespaced_event if namespace else ev1.list_event_for_all_namespaces,
+            (namespace,) if namespace else (),
+        ),
     ]
     for what, fn, args in sources:
+        api_version = "events.k8s.io/v1" if "events.k8s.io" in what else "v1"
         try:
             with boundary(f"listing {what}", api):
-                items = list_all(fn, *args)
+                items = _list_raw(fn, *args)
         except Forbidden as e:
             notes.append(str(e))
             continue
-        api_version = "events.k8s.io/v1" if "events.k8s.io" in what else "v1"
-        for item in items:
-            d = api.sanitize_for_serialization(item)
+        for d in items:
             d.setdefault("apiVersion", api_version)
             out.append(d)
     if notes and not out:

@@ -26,6 +26,7 @@ import re
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
@@ -42,7 +43,13 @@ ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "eviden
 certificate ...), ``object`` (``Kind/ns/name``), ``what`` (short reason), ``detail`` (one sentence),
 ``severity`` (info/low/medium/high/critical), ``evidence`` (the command that shows it)."""
 
-CONTROL_PLANE_APPS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd-manager-main", "etcd")
+CONTROL_PLANE_APPS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "etcd-manager-main",
+    "etcd",
+)
 PRESSURE = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 
 
@@ -61,11 +68,13 @@ def _ts(v: Any) -> Any:
     return v
 
 
-def node_evidence(nodes: list[Any]) -> pd.DataFrame:
+def node_evidence(nodes: list[Any], renewals: dict[str, Any] | None = None) -> pd.DataFrame:
     """Timeline rows from Node objects: condition transitions, taints, cordons, last heartbeats.
 
     Args:
         nodes: ``V1Node`` objects (``CoreV1Api.list_node().items``).
+        renewals: node name → ``renewTime`` of its Lease in ``kube-node-lease`` (the kubelet's heartbeat;
+            the Ready condition's ``lastHeartbeatTime`` is only refreshed every few minutes).
 
     Returns:
         Rows with source ``node``; ``what`` is ``Ready=False``/``Ready=Unknown``/``Ready=True``,
@@ -81,27 +90,68 @@ def node_evidence(nodes: list[Any]) -> pd.DataFrame:
             if c.type == "Ready":
                 ready_status = c.status
                 sev = "info" if c.status == "True" else "high"
-                out.append((_ts(c.last_transition_time), "node", obj, f"Ready={c.status}",
-                            f"{c.reason or ''}: {c.message or ''}".strip(": "), sev, ev))
+                out.append(
+                    (
+                        _ts(c.last_transition_time),
+                        "node",
+                        obj,
+                        f"Ready={c.status}",
+                        f"{c.reason or ''}: {c.message or ''}".strip(": "),
+                        sev,
+                        ev,
+                    )
+                )
             elif c.type in PRESSURE and c.status == "True":
-                out.append((_ts(c.last_transition_time), "node", obj, f"{c.type}=True",
-                            f"{c.reason or ''}: {c.message or ''}".strip(": "), "medium", ev))
+                out.append(
+                    (
+                        _ts(c.last_transition_time),
+                        "node",
+                        obj,
+                        f"{c.type}=True",
+                        f"{c.reason or ''}: {c.message or ''}".strip(": "),
+                        "medium",
+                        ev,
+                    )
+                )
         if ready_status not in (None, "True"):
-            hb = next((c.last_heartbeat_time for c in n.status.conditions if c.type == "Ready"), None)
+            hb = (renewals or {}).get(name)
+            how = f"last renewal of Lease kube-node-lease/{name}"
+            if hb is None:
+                hb = next((c.last_heartbeat_time for c in n.status.conditions if c.type == "Ready"), None)
+                how = "last status the kubelet posted (Ready.lastHeartbeatTime)"
             if hb is not None:
-                out.append((_ts(hb), "node", obj, "heartbeat stopped",
-                            "last status update the kubelet posted", "high", ev))
+                out.append((_ts(hb), "node", obj, "heartbeat stopped", how, "high", ev))
         for t in (n.spec.taints if n.spec else None) or []:
             if t.key.startswith("node-role.kubernetes.io/"):
                 continue
             sev = "high" if t.effect == "NoExecute" else "medium"
             when = _ts(t.time_added)
-            out.append((when, "node", obj, f"taint {t.key}:{t.effect}",
-                        f"{t.key}={t.value or ''}:{t.effect}", sev, ev))
+            out.append(
+                (
+                    when,
+                    "node",
+                    obj,
+                    f"taint {t.key}:{t.effect}",
+                    f"{t.key}={t.value or ''}:{t.effect}",
+                    sev,
+                    ev,
+                )
+            )
         if n.spec is not None and n.spec.unschedulable:
-            taint = next((t for t in n.spec.taints or [] if t.key == "node.kubernetes.io/unschedulable"), None)
-            out.append((_ts(taint.time_added) if taint else None, "node", obj, "cordoned",
-                        "spec.unschedulable=true (kubectl cordon/drain)", "medium", ev))
+            taint = next(
+                (t for t in n.spec.taints or [] if t.key == "node.kubernetes.io/unschedulable"), None
+            )
+            out.append(
+                (
+                    _ts(taint.time_added) if taint else None,
+                    "node",
+                    obj,
+                    "cordoned",
+                    "spec.unschedulable=true (kubectl cordon/drain)",
+                    "medium",
+                    ev,
+                )
+            )
     return rows(out)
 
 
@@ -125,8 +175,17 @@ def pod_evidence(pods: list[Any]) -> pd.DataFrame:
         obj = f"Pod/{ns}/{name}"
         ev = f"kubectl -n {ns} describe pod {name}"
         node = (p.spec.node_name if p.spec else None) or ""
-        out.append((_ts(p.metadata.creation_timestamp), "pod", obj, "created", f"on node {node}" if node else
-                    "not scheduled", "info", ev))
+        out.append(
+            (
+                _ts(p.metadata.creation_timestamp),
+                "pod",
+                obj,
+                "created",
+                f"on node {node}" if node else "not scheduled",
+                "info",
+                ev,
+            )
+        )
         st = p.status
         if st is None:
             continue
@@ -134,32 +193,82 @@ def pod_evidence(pods: list[Any]) -> pd.DataFrame:
             out.append((_ts(st.start_time), "pod", obj, "evicted", st.message or "", "high", ev))
         for c in st.conditions or []:
             if c.type == "DisruptionTarget" and c.status == "True":
-                out.append((_ts(c.last_transition_time), "pod", obj, f"disruption {c.reason}",
-                            c.message or "", "high", ev))
+                out.append(
+                    (
+                        _ts(c.last_transition_time),
+                        "pod",
+                        obj,
+                        f"disruption {c.reason}",
+                        c.message or "",
+                        "high",
+                        ev,
+                    )
+                )
         if p.metadata.deletion_timestamp is not None:
-            out.append((_ts(p.metadata.deletion_timestamp), "pod", obj, "deleting", f"on node {node}",
-                        "medium", ev))
+            out.append(
+                (_ts(p.metadata.deletion_timestamp), "pod", obj, "deleting", f"on node {node}", "medium", ev)
+            )
         for cs in (st.container_statuses or []) + (st.init_container_statuses or []):
             term = cs.last_state.terminated if cs.last_state else None
             if term is not None:
                 reason = term.reason or "Error"
                 sev = "high" if reason == "OOMKilled" else "medium"
-                out.append((_ts(term.finished_at), "pod", obj, f"terminated {reason}",
-                            f"container {cs.name} exit code {term.exit_code}", sev, ev))
+                out.append(
+                    (
+                        _ts(term.finished_at),
+                        "pod",
+                        obj,
+                        f"terminated {reason}",
+                        f"container {cs.name} exit code {term.exit_code}",
+                        sev,
+                        ev,
+                    )
+                )
             now_term = cs.state.terminated if cs.state else None
             if now_term is not None and now_term.exit_code:
-                out.append((_ts(now_term.finished_at), "pod", obj, f"terminated {now_term.reason or 'Error'}",
-                            f"container {cs.name} exit code {now_term.exit_code}", "medium", ev))
+                out.append(
+                    (
+                        _ts(now_term.finished_at),
+                        "pod",
+                        obj,
+                        f"terminated {now_term.reason or 'Error'}",
+                        f"container {cs.name} exit code {now_term.exit_code}",
+                        "medium",
+                        ev,
+                    )
+                )
             waiting = cs.state.waiting if cs.state else None
-            if waiting is not None and waiting.reason in ("CrashLoopBackOff", "ImagePullBackOff",
-                                                          "ErrImagePull", "CreateContainerConfigError"):
+            if waiting is not None and waiting.reason in (
+                "CrashLoopBackOff",
+                "ImagePullBackOff",
+                "ErrImagePull",
+                "CreateContainerConfigError",
+            ):
                 when = (term.finished_at if term is not None else None) or st.start_time
-                out.append((_ts(when), "pod", obj, f"waiting {waiting.reason}",
-                            f"container {cs.name}: {waiting.message or ''}".strip(": "), "high", ev))
+                out.append(
+                    (
+                        _ts(when),
+                        "pod",
+                        obj,
+                        f"waiting {waiting.reason}",
+                        f"container {cs.name}: {waiting.message or ''}".strip(": "),
+                        "high",
+                        ev,
+                    )
+                )
             if cs.restart_count:
                 when = (term.finished_at if term is not None else None) or st.start_time
-                out.append((_ts(when), "pod", obj, "restarts",
-                            f"container {cs.name} restarted {cs.restart_count} times", "medium", ev))
+                out.append(
+                    (
+                        _ts(when),
+                        "pod",
+                        obj,
+                        "restarts",
+                        f"container {cs.name} restarted {cs.restart_count} times",
+                        "medium",
+                        ev,
+                    )
+                )
     return rows(out)
 
 
@@ -179,17 +288,35 @@ def rollout_evidence(replicasets: list[Any]) -> pd.DataFrame:
         owner = next((o for o in rs.metadata.owner_references or [] if o.kind == "Deployment"), None)
         obj = f"Deployment/{ns}/{owner.name}" if owner else f"ReplicaSet/{ns}/{name}"
         rev = (rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision", "?")
-        images = ", ".join(c.image for c in rs.spec.template.spec.containers) if rs.spec and rs.spec.template else ""
-        ev = f"kubectl -n {ns} rollout history deployment/{owner.name}" if owner else \
-            f"kubectl -n {ns} describe rs {name}"
-        out.append((_ts(rs.metadata.creation_timestamp), "rollout", obj, f"ReplicaSet {name} created",
-                    f"revision {rev}: {images}", "low", ev))
+        images = (
+            ", ".join(c.image for c in rs.spec.template.spec.containers)
+            if rs.spec and rs.spec.template
+            else ""
+        )
+        ev = (
+            f"kubectl -n {ns} rollout history deployment/{owner.name}"
+            if owner
+            else f"kubectl -n {ns} describe rs {name}"
+        )
+        out.append(
+            (
+                _ts(rs.metadata.creation_timestamp),
+                "rollout",
+                obj,
+                f"ReplicaSet {name} created",
+                f"revision {rev}: {images}",
+                "low",
+                ev,
+            )
+        )
     return rows(out)
 
 
 def _metrics_start_time(api: k8s.ApiClient) -> float | None:
     method, url, headers, body, post = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
-    resp = api.call_api(method, url, header_params=headers, body=body, post_params=post, _request_timeout=10)
+    resp: Any = api.call_api(
+        method, url, header_params=headers, body=body, post_params=post, _request_timeout=10
+    )
     resp.read()
     if resp.status >= 400:
         from kubernetes.client.exceptions import ApiException
@@ -200,7 +327,9 @@ def _metrics_start_time(api: k8s.ApiClient) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def control_plane_evidence(api: k8s.ApiClient, pods: list[Any] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def control_plane_evidence(
+    api: k8s.ApiClient, pods: list[Any] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Control-plane restarts: API server start time, leader elections, control-plane pod restarts.
 
     The API server's start time comes from ``process_start_time_seconds`` on ``/metrics`` (needs
@@ -224,9 +353,17 @@ def control_plane_evidence(api: k8s.ApiClient, pods: list[Any] | None = None) ->
         with boundary("reading /metrics of the API server", api):
             started = _metrics_start_time(api)
         if started is not None:
-            out.append((datetime.fromtimestamp(started, UTC), "control-plane", "Process/kube-apiserver",
-                        "kube-apiserver started", "process_start_time_seconds of the answering API server",
-                        "high", "kubectl get --raw /metrics | grep process_start_time_seconds"))
+            out.append(
+                (
+                    datetime.fromtimestamp(started, UTC),
+                    "control-plane",
+                    "Process/kube-apiserver",
+                    "kube-apiserver started",
+                    "process_start_time_seconds of the answering API server",
+                    "high",
+                    "kubectl get --raw /metrics | grep process_start_time_seconds",
+                )
+            )
     except (Forbidden, OpsbookError) as e:
         notes.append(f"API server start time unavailable: {e}")
     coord = k8s.CoordinationV1Api(api)
@@ -237,10 +374,17 @@ def control_plane_evidence(api: k8s.ApiClient, pods: list[Any] | None = None) ->
             name = lease.metadata.name
             if name in ("kube-controller-manager", "kube-scheduler") and lease.spec.acquire_time:
                 trans = lease.spec.lease_transitions or 0
-                out.append((_ts(lease.spec.acquire_time), "control-plane", f"Lease/kube-system/{name}",
-                            f"{name} leader elected",
-                            f"holder {lease.spec.holder_identity}, {trans} leader transitions",
-                            "medium" if trans else "info", f"kubectl -n kube-system get lease {name} -o yaml"))
+                out.append(
+                    (
+                        _ts(lease.spec.acquire_time),
+                        "control-plane",
+                        f"Lease/kube-system/{name}",
+                        f"{name} leader elected",
+                        f"holder {lease.spec.holder_identity}, {trans} leader transitions",
+                        "medium" if trans else "info",
+                        f"kubectl -n kube-system get lease {name} -o yaml",
+                    )
+                )
     except Forbidden as e:
         notes.append(f"leader leases unavailable: {e}")
     if pods is None:
@@ -261,12 +405,30 @@ def control_plane_evidence(api: k8s.ApiClient, pods: list[Any] | None = None) ->
         for cs in (p.status.container_statuses if p.status else None) or []:
             term = cs.last_state.terminated if cs.last_state else None
             if term is not None:
-                out.append((_ts(term.finished_at), "control-plane", obj, f"{app} terminated",
-                            f"{term.reason or 'Error'} exit code {term.exit_code}", "high", ev))
+                out.append(
+                    (
+                        _ts(term.finished_at),
+                        "control-plane",
+                        obj,
+                        f"{app} terminated",
+                        f"{term.reason or 'Error'} exit code {term.exit_code}",
+                        "high",
+                        ev,
+                    )
+                )
             running = cs.state.running if cs.state else None
             if running is not None and cs.restart_count:
-                out.append((_ts(running.started_at), "control-plane", obj, f"{app} restarted",
-                            f"restart #{cs.restart_count}", "high", ev))
+                out.append(
+                    (
+                        _ts(running.started_at),
+                        "control-plane",
+                        obj,
+                        f"{app} restarted",
+                        f"restart #{cs.restart_count}",
+                        "high",
+                        ev,
+                    )
+                )
     return rows(out), notes
 
 
@@ -286,9 +448,15 @@ def certificate_evidence(api: k8s.ApiClient) -> tuple[pd.DataFrame, list[str]]:
         return rows([]), [f"API server certificate unavailable ({host}:{port}): {e}"]
     cert = x509.load_pem_x509_certificate(pem.encode())
     subject = cert.subject.rfc4514_string()
-    row = (cert.not_valid_after_utc, "certificate", f"Certificate/kube-apiserver/{host}:{port}",
-           "certificate expires", f"{subject}, valid from {cert.not_valid_before_utc:%Y-%m-%d}", "info",
-           f"openssl s_client -connect {host}:{port} </dev/null | openssl x509 -noout -dates")
+    row = (
+        cert.not_valid_after_utc,
+        "certificate",
+        f"Certificate/kube-apiserver/{host}:{port}",
+        "certificate expires",
+        f"{subject}, valid from {cert.not_valid_before_utc:%Y-%m-%d}",
+        "info",
+        f"openssl s_client -connect {host}:{port} </dev/null | openssl x509 -noout -dates",
+    )
     return rows([row]), []
 
 
@@ -301,8 +469,9 @@ def _safe(what: str, fn: Callable[[], list[Any]], notes: list[str], api: k8s.Api
         return []
 
 
-def collect_k8s_evidence(api: k8s.ApiClient | None = None,
-                         namespaces: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def collect_k8s_evidence(
+    api: k8s.ApiClient | None = None, namespaces: list[str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Read nodes, pods, ReplicaSets, control plane and certificates; return all rows and notes.
 
     Args:
@@ -319,19 +488,39 @@ def collect_k8s_evidence(api: k8s.ApiClient | None = None,
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     notes: list[str] = []
     nodes = _safe("listing nodes", lambda: list_all(core.list_node), notes, api)
+    coord = k8s.CoordinationV1Api(api)
+    leases = _safe(
+        "listing node leases", lambda: list_all(coord.list_namespaced_lease, "kube-node-lease"), notes, api
+    )
+    renewals = {lease.metadata.name: lease.spec.renew_time for lease in leases if lease.spec}
     if namespaces:
         pods, rss = [], []
         for ns in namespaces:
-            pods += _safe(f"listing pods in {ns}", lambda ns=ns: list_all(core.list_namespaced_pod, ns), notes, api)
-            rss += _safe(f"listing ReplicaSets in {ns}",
-                         lambda ns=ns: list_all(apps.list_namespaced_replica_set, ns), notes, api)
+            pods += _safe(
+                f"listing pods in {ns}", partial(list_all, core.list_namespaced_pod, ns), notes, api
+            )
+            rss += _safe(
+                f"listing ReplicaSets in {ns}",
+                partial(list_all, apps.list_namespaced_replica_set, ns),
+                notes,
+                api,
+            )
     else:
         pods = _safe("listing pods", lambda: list_all(core.list_pod_for_all_namespaces), notes, api)
-        rss = _safe("listing ReplicaSets", lambda: list_all(apps.list_replica_set_for_all_namespaces), notes, api)
-    system_pods = [p for p in pods if p.metadata.namespace == "kube-system"] if not namespaces or \
-        "kube-system" in namespaces else None
+        rss = _safe(
+            "listing ReplicaSets", lambda: list_all(apps.list_replica_set_for_all_namespaces), notes, api
+        )
+    system_pods = (
+        [p for p in pods if p.metadata.namespace == "kube-system"]
+        if not namespaces or "kube-system" in namespaces
+        else None
+    )
     cp, n1 = control_plane_evidence(api, system_pods)
     cert, n2 = certificate_evidence(api)
-    frames = [f for f in (node_evidence(nodes), pod_evidence(pods), rollout_evidence(rss), cp, cert) if len(f)]
+    frames = [
+        f
+        for f in (node_evidence(nodes, renewals), pod_evidence(pods), rollout_evidence(rss), cp, cert)
+        if len(f)
+    ]
     df = pd.concat(frames, ignore_index=True) if frames else rows([])
     return df.sort_values("time", kind="stable").reset_index(drop=True), notes + n1 + n2

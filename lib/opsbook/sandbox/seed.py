@@ -212,8 +212,8 @@ def seed_nodes(api: k8s.ApiClient, spec: ClusterSpec, instances: list[SeededInst
     igs = {ig.name: ig for ig in spec.instance_groups()}
     sizes: dict[str, tuple[str, str]] = {}
     for inst in instances:
-        if inst.private_dns in have:
-            continue
+        if inst.private_dns in have or inst.instance_group not in igs:
+            continue  # already registered, or an instance outside the spec (e.g. added by a test)
         if inst.instance_type not in sizes:
             sizes[inst.instance_type] = _instance_resources(spec, inst.instance_type)
         cpu, mem = sizes[inst.instance_type]
