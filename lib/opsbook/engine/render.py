@@ -33,6 +33,10 @@ def _header(result: RunResult) -> str:
     if result.failed_step:
         failed = (f"<p><b>Failed at step:</b> {html.escape(result.failed_step)}<br>"
                   f"<code>{html.escape(result.error or '')}</code></p>")
+    arts = [(k.split(":", 1)[1], v) for k, v in result.locations.items() if k.startswith("artifact:")]
+    if arts:
+        links = " · ".join(f"<a href='{html.escape(v.rsplit('/', 1)[-1])}'>{html.escape(n)}</a>" for n, v in arts)
+        failed += f"<p><b>Also saved:</b> {links}</p>"
     return (
         f"<div style='border-left:6px solid {colour};padding:8px 16px;margin:16px 0;background:#fafafa'>"
         f"<h2 style='margin:0'>{html.escape(result.runbook)} — <span style='color:{colour}'>"
@@ -48,6 +52,7 @@ def notebook_html(nb: Any, result: RunResult) -> str:
     c.TagRemovePreprocessor.remove_cell_tags = ("remove-cell",)
     c.TagRemovePreprocessor.enabled = True
     exporter = HTMLExporter(config=c)
+    exporter.log.setLevel("ERROR")  # "alternative text is missing" on every plot is noise here
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True

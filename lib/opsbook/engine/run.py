@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 import uuid
@@ -168,6 +170,9 @@ def run_runbook(
     old_env = dict(os.environ)
     if env:
         os.environ.update(env)
+    # files the runbook writes to $OPSBOOK_OUTPUT_DIR (post-mortem drafts, plans) are saved beside the report
+    artifacts_dir = tempfile.mkdtemp(prefix="opsbook-artifacts-")
+    os.environ["OPSBOOK_OUTPUT_DIR"] = artifacts_dir
     # the kernel must be this interpreter, whatever `python` is on PATH
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     deadline = time.monotonic() + timeout
@@ -185,6 +190,7 @@ def run_runbook(
     client = NotebookClient(
         nb, timeout=int(timeout), kernel_name="python3", allow_errors=False, record_timing=True,
         resources={"metadata": {"path": str(runbook.path.parent)}}, on_cell_start=on_cell_start,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no startup chatter in reports or terminals
     )
     try:
         client.execute()
@@ -221,8 +227,18 @@ def run_runbook(
         "run_id": run_id, "status": status, "started": started.isoformat(), "ended": ended.isoformat()}
     redact_notebook(nb, secrets)
     nb_text = nbformat.writes(nb)
-    html = render.notebook_html(nb, result)
     result.locations = store.locations(runbook.name, run_id)
+    for f in sorted(Path(artifacts_dir).rglob("*")):
+        if f.is_file():
+            data = f.read_bytes()
+            try:
+                data = redact_text(data.decode("utf-8"), secrets).encode("utf-8")
+            except UnicodeDecodeError:
+                pass
+            rel = str(f.relative_to(artifacts_dir)).replace(os.sep, "_")
+            result.locations[f"artifact:{rel}"] = store.write_artifact(runbook.name, run_id, rel, data)
+    shutil.rmtree(artifacts_dir, ignore_errors=True)
+    html = render.notebook_html(nb, result)
     summary = render.summary_json(result)
     store.write_run(runbook.name, run_id, {
         "ipynb": redact_text(nb_text, secrets),

@@ -26,6 +26,10 @@ class Storage(Protocol):
         """Write a run's files (extension -> text)."""
         ...
 
+    def write_artifact(self, runbook: str, run_id: str, name: str, data: bytes) -> str:
+        """Save a file the runbook produced (e.g. a post-mortem draft) beside the report; return where."""
+        ...
+
     def list_summaries(self) -> list[dict[str, Any]]:
         """Every run's JSON summary."""
         ...
@@ -78,6 +82,15 @@ class LocalStorage:
         for ext in ("ipynb", "html", "json"):
             atomic_write(self.root / runbook / f"{run_id}.{ext}", files[ext])
 
+    def write_artifact(self, runbook: str, run_id: str, name: str, data: bytes) -> str:
+        """Write ``<run_id>.<name>`` beside the report."""
+        path = self.root / runbook / f"{run_id}.{name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return str(path)
+
     def list_summaries(self) -> list[dict[str, Any]]:
         """Every complete run's summary."""
         out = []
@@ -115,6 +128,13 @@ class S3Storage:
             for ext in ("ipynb", "html", "json"):
                 self.s3.put_object(Bucket=self.bucket, Key=self._key(runbook, f"{run_id}.{ext}"),
                                    Body=files[ext].encode(), ContentType=types[ext])
+
+    def write_artifact(self, runbook: str, run_id: str, name: str, data: bytes) -> str:
+        """Upload ``<run_id>.<name>`` beside the report."""
+        key = self._key(runbook, f"{run_id}.{name}")
+        with boundary(f"writing {name} to s3://{self.bucket}"):
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return f"s3://{self.bucket}/{key}"
 
     def list_summaries(self) -> list[dict[str, Any]]:
         """Every run's summary under the prefix."""

@@ -1,0 +1,166 @@
+"""The onboarding walkthrough's library: a map of the cluster, the runbooks, and a game day.
+
+Everything here reads the live cluster; only :func:`game_day` changes anything, and
+it refuses to run anywhere but the local sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kubernetes import client as k8s
+from matplotlib.figure import Figure
+
+import opsbook.plots  # noqa: F401 - Figures render as PNG in notebooks
+from opsbook.engine.catalog import catalog
+from opsbook.k8s.client import api_client, list_all
+from opsbook.k8s.client import boundary as k8s_boundary
+
+MAP_COLUMNS = ["instance_group", "role", "instance_type", "zone", "node", "namespace", "workload", "pods"]
+
+
+def cluster_map(api: k8s.ApiClient | None = None) -> pd.DataFrame:
+    """Instance groups → nodes → workloads, one row per (node, workload).
+
+    Returns:
+        DataFrame with columns instance_group, role, instance_type, zone, node, namespace, workload
+        (``Kind/name`` of the pod's owner), pods (count on that node).
+    """
+    api = api or api_client()
+    core = k8s.CoreV1Api(api)
+    with k8s_boundary("mapping the cluster", api):
+        nodes = list_all(core.list_node)
+        pods = list_all(core.list_pod_for_all_namespaces)
+    node_info = {}
+    for n in nodes:
+        labels = n.metadata.labels or {}
+        node_info[n.metadata.name] = {
+            "instance_group": labels.get("kops.k8s.io/instancegroup", "(none)"),
+            "role": labels.get("kubernetes.io/role", "node"),
+            "instance_type": labels.get("node.kubernetes.io/instance-type", ""),
+            "zone": labels.get("topology.kubernetes.io/zone", ""),
+        }
+    counts: dict[tuple[str, str, str], int] = {}
+    for p in pods:
+        if not p.spec.node_name or p.metadata.deletion_timestamp:
+            continue
+        owner = (p.metadata.owner_references or [None])[0]
+        workload = f"{owner.kind}/{owner.name}" if owner else f"Pod/{p.metadata.name}"
+        if owner is not None and owner.kind == "ReplicaSet":
+            workload = "Deployment/" + owner.name.rsplit("-", 1)[0]
+        key = (p.spec.node_name, p.metadata.namespace, workload)
+        counts[key] = counts.get(key, 0) + 1
+    rows: list[dict[str, Any]] = []
+    for (node, ns, workload), n in counts.items():
+        rows.append({**node_info.get(node, {"instance_group": "?", "role": "?", "instance_type": "?", "zone": "?"}),
+                     "node": node, "namespace": ns, "workload": workload, "pods": n})
+    for node, info in node_info.items():
+        if not any(r["node"] == node for r in rows):
+            rows.append({**info, "node": node, "namespace": "", "workload": "", "pods": 0})
+    return pd.DataFrame(rows, columns=MAP_COLUMNS).sort_values(
+        ["instance_group", "node", "namespace", "workload"], ignore_index=True)
+
+
+def plot_cluster_map(df: pd.DataFrame) -> Figure:
+    """A picture of the map: one column per instance group, one box per node, its workloads listed."""
+    groups = list(dict.fromkeys(df["instance_group"]))
+    fig = Figure(figsize=(max(6.0, 3.2 * len(groups)), 5.5))
+    ax = fig.subplots()
+    ax.set_axis_off()
+    ax.set_xlim(0, len(groups))
+    ax.set_ylim(0, 1)
+    for gi, group in enumerate(groups):
+        sub = df[df["instance_group"] == group]
+        first = sub.iloc[0]
+        ax.text(gi + 0.5, 0.97, f"{group}\n{first['instance_type']} · {first['zone']}", ha="center", va="top",
+                fontsize=9, fontweight="bold")
+        nodes = list(dict.fromkeys(sub["node"]))
+        height = 0.8 / max(len(nodes), 1)
+        for ni, node in enumerate(nodes):
+            top = 0.86 - ni * height
+            colour = "#fff3e0" if first["role"] == "master" else "#e3f2fd"
+            ax.add_patch(_box(gi + 0.05, top - height + 0.02, 0.9, height - 0.03, colour))
+            wl = sub[(sub["node"] == node) & (sub["pods"] > 0)]
+            lines = [f"{_short(r.workload.split('/', 1)[1])} ×{r.pods}" for r in wl.itertuples()][:7]
+            more = len(wl) - len(lines)
+            text = _short(node.split(".")[0]) + "\n" + "\n".join(lines) + (f"\n… +{more} more" if more > 0 else "")
+            ax.text(gi + 0.1, top - 0.01, text, ha="left", va="top", fontsize=7, family="monospace")
+    fig.suptitle("Instance groups → nodes → workloads", fontsize=11)
+    return fig
+
+
+def _short(name: str, width: int = 22) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def _box(x: float, y: float, w: float, h: float, colour: str) -> Any:
+    from matplotlib.patches import FancyBboxPatch
+
+    return FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.005", facecolor=colour, edgecolor="#607d8b")
+
+
+def runbook_table() -> pd.DataFrame:
+    """Every runbook with what it is for and how to run it.
+
+    Returns:
+        DataFrame with columns runbook, purpose, changes_things, run_it.
+    """
+    rows = [{"runbook": rb.name, "purpose": rb.purpose, "changes_things": rb.mutates,
+             "run_it": f"opsbook run {rb.name} --output reports/"} for rb in catalog()]
+    return pd.DataFrame(rows, columns=["runbook", "purpose", "changes_things", "run_it"])
+
+
+def _sandbox_name(sandbox: str) -> str:
+    return sandbox or os.environ.get("OPSBOOK_SANDBOX", "")
+
+
+def game_day(scenario: str, sandbox: str = "") -> dict[str, Any]:
+    """Trigger a drill on the sandbox (only there); return what it did and how to undo it."""
+    from opsbook.sandbox import Sandbox, drills
+
+    name = _sandbox_name(sandbox)
+    if not name:
+        return {"scenario": scenario, "did": ["skipped: the game day only runs on the local sandbox"], "undo": ""}
+    sb = Sandbox(name)
+    st = sb.state()
+    if st is None:
+        return {"scenario": scenario, "did": [f"skipped: sandbox {name!r} is not up"], "undo": ""}
+    result = drills.run_drill(scenario, sb, api_client(st.kubeconfig))
+    return {"scenario": result.scenario, "did": result.did, "undo": result.undo}
+
+
+def end_game_day(sandbox: str = "") -> list[str]:
+    """Undo every drill on the sandbox."""
+    from opsbook.sandbox import Sandbox, drills
+
+    name = _sandbox_name(sandbox)
+    st = Sandbox(name).state() if name else None
+    if st is None:
+        return ["nothing to undo"]
+    return drills.reset(Sandbox(name), api_client(st.kubeconfig)) or ["nothing to undo"]
+
+
+def run_runbook(name: str, output: str = "reports", **parameters: Any) -> pd.DataFrame:
+    """Run a runbook through the engine (as `opsbook run` would) and return its findings, worst first.
+
+    Returns:
+        DataFrame with columns severity, check, object, message; ``attrs['report']`` is the HTML path
+        and ``attrs['status']`` the run status.
+    """
+    from opsbook.engine.catalog import find_runbook
+    from opsbook.engine.params import parse_parameters
+    from opsbook.engine.run import run_runbook as engine_run
+    from opsbook.report import SEVERITY_RANK
+
+    rb = find_runbook(name)
+    res = engine_run(rb, parse_parameters(rb.parameters, parameters, rb.name), output=str(Path(output)),
+                     fail_on="critical")
+    rows = sorted(({"severity": f.severity, "check": f.check, "object": f.object, "message": f.message}
+                   for f in res.findings), key=lambda r: -SEVERITY_RANK[r["severity"]])
+    df = pd.DataFrame(rows, columns=["severity", "check", "object", "message"])
+    df.attrs["report"] = res.locations.get("html", "")
+    df.attrs["status"] = res.status
+    return df
