@@ -23,6 +23,7 @@ import binascii
 import logging
 import socket
 import ssl
+import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,7 @@ from urllib.parse import urlparse
 import pandas as pd
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.utils import CryptographyDeprecationWarning
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,10 @@ def pem_certificates(blob: bytes) -> list[x509.Certificate]:
     if PEM_MARKER not in blob:
         return []
     try:
-        return list(x509.load_pem_x509_certificates(blob))
+        with warnings.catch_warnings():
+            # e.g. kwok's CA has a non-positive serial: still worth checking its expiry
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return list(x509.load_pem_x509_certificates(blob))
     except ValueError:
         log.debug("unparseable PEM bundle (%d bytes)", len(blob))
         return []
@@ -112,13 +117,16 @@ def apiserver_certificate(server: str, timeout: float = 5.0) -> pd.DataFrame:
         der = tls.getpeercert(binary_form=True)
     if der is None:
         raise OSError(f"{server} presented no certificate")
-    cert = x509.load_der_x509_certificate(der)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        cert = x509.load_der_x509_certificate(der)
     df = pd.DataFrame([cert_row("", f"apiserver/{url.hostname}:{port}", "serving", cert)])
     df["not_after"] = pd.to_datetime(df["not_after"], utc=True)
     return df
 
 
-def expiry_evaluations(certs: pd.DataFrame, now: datetime, days: int, *, urgent_days: int = 7) -> pd.DataFrame:
+def expiry_evaluations(certs: pd.DataFrame, now: datetime, days: int, *,
+                       urgent_days: int = 7) -> pd.DataFrame:
     """Judge each certificate's expiry.
 
     Severity: ``critical`` when already expired, ``high`` within ``urgent_days``, ``medium``

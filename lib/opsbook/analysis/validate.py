@@ -185,7 +185,7 @@ class Validation:
     at: datetime
 
     def exclusions(self) -> pd.DataFrame:
-        """Per exclude rule: how many evaluations and findings it removed (``rule, evaluations, findings``)."""
+        """Per exclude rule, the evaluations and findings it removed: ``rule, evaluations, findings``."""
         if self.excluded.empty:
             return pd.DataFrame(columns=["rule", "evaluations", "findings"])
         g = self.excluded.assign(finding=self.excluded["severity"] != "").groupby("rule")
@@ -204,13 +204,15 @@ def parse_exclude(rules: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
     for r in rules:
         kind, sep, pattern = str(r).partition(":")
         if not sep or kind not in EXCLUDE_KINDS or not pattern:
-            raise BadInput(f"exclude rule {r!r} must look like namespace:<glob>, check:<glob> or object:<glob> "
-                           "(e.g. namespace:kube-system, check:config.*, object:pod/default/legacy-*)")
+            raise BadInput(f"exclude rule {r!r} must look like namespace:<glob>, check:<glob> or "
+                           "object:<glob> (e.g. namespace:kube-system, check:config.*, "
+                           "object:pod/default/legacy-*)")
         out.append((kind, pattern))
     return out
 
 
-def apply_exclude(evals: pd.DataFrame, rules: tuple[str, ...] | list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def apply_exclude(evals: pd.DataFrame,
+                  rules: tuple[str, ...] | list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split evaluations into (kept, excluded); ``excluded`` gains the ``rule`` that matched first."""
     rule_of = pd.Series("", index=evals.index)
     for kind, pattern in parse_exclude(rules):
@@ -226,7 +228,7 @@ def score(evals: pd.DataFrame) -> float:
     if evals.empty:
         return 100.0
     failing = ~evals["severity"].isin(["", "info"])
-    return round(100.0 * (1 - failing.sum() / len(evals)), 1)
+    return round(100.0 * (1 - float(failing.sum()) / len(evals)), 1)
 
 
 # -- building evaluation frames --------------------------------------------------------------------
@@ -272,7 +274,8 @@ def check_nodes_ready(nodes: pd.DataFrame, max_unready_nodes: int = 0) -> pd.Dat
 
     def msg(r: Any) -> str:
         why = f" ({r.ready_reason})" if r.ready_reason else ""
-        text = f"{r.role} node {r.name} of instance group {r.instance_group or '?'} is not Ready: Ready={r.ready}{why}"
+        text = (f"{r.role} node {r.name} of instance group {r.instance_group or '?'} is not Ready: "
+                f"Ready={r.ready}{why}")
         if r.name in tolerated:
             return text + f"; tolerated (max_unready_nodes={max_unready_nodes})"
         return text + ". Check its kubelet (`kubectl describe node`, instance status checks)."
@@ -281,7 +284,8 @@ def check_nodes_ready(nodes: pd.DataFrame, max_unready_nodes: int = 0) -> pd.Dat
                   lambda r: f"kubectl describe node {r.name}")
 
 
-def check_instance_groups(nodes: pd.DataFrame, targets: pd.DataFrame, max_unready_nodes: int = 0) -> pd.DataFrame:
+def check_instance_groups(nodes: pd.DataFrame, targets: pd.DataFrame,
+                          max_unready_nodes: int = 0) -> pd.DataFrame:
     """``kops.instancegroup.size``: each instance group has at least its target of Ready nodes."""
     if targets.empty:
         return _empty()
@@ -313,13 +317,14 @@ def check_instances_joined(nodes: pd.DataFrame, instances: pd.DataFrame) -> pd.D
     joined = set(nodes["instance_id"])
     df = instances.assign(object="instance/" + instances["instance_id"], namespace="")
     return _evals("kops.instance.joined", df, ~df["instance_id"].isin(joined), "high",
-                  lambda r: (f"instance {r.instance_id} ({r.instance_group or '?'}, {r.state}, {r.private_dns}) "
-                             "has not joined the cluster: check its system log / nodeup and kubelet."),
+                  lambda r: (f"instance {r.instance_id} ({r.instance_group or '?'}, {r.state}, "
+                             f"{r.private_dns}) has not joined the cluster: check its system log, "
+                             "nodeup and kubelet."),
                   lambda r: f"aws ec2 get-console-output --instance-id {r.instance_id}")
 
 
 def check_control_plane(nodes: pd.DataFrame, pods: pd.DataFrame) -> pd.DataFrame:
-    """``kops.controlplane.components``: each control-plane node runs apiserver, controller-manager, scheduler."""
+    """``kops.controlplane.components``: each control-plane node runs the three control-plane pods."""
     cp = nodes[nodes["role"] == "control-plane"]
     if cp.empty:
         return _empty()
@@ -336,8 +341,9 @@ def check_control_plane(nodes: pd.DataFrame, pods: pd.DataFrame) -> pd.DataFrame
 
 def check_system_critical(pods: pd.DataFrame) -> pd.DataFrame:
     """``kops.pod.system_critical``: pods of priority system-*-critical are Running and ready."""
-    crit = pods[(pods["priority_class"].isin(CRITICAL_PRIORITY_CLASSES) | (pods["priority"] >= CRITICAL_PRIORITY))
-                & ~pods["terminating"] & (pods["phase"] != "Succeeded")]
+    critical = (pods["priority_class"].isin(CRITICAL_PRIORITY_CLASSES)
+                | (pods["priority"] >= CRITICAL_PRIORITY))
+    crit = pods[critical & ~pods["terminating"] & (pods["phase"] != "Succeeded")]
     bad = (crit["phase"] != "Running") | ~crit["ready"]
 
     def msg(r: Any) -> str:
@@ -355,14 +361,16 @@ def check_system_critical(pods: pd.DataFrame) -> pd.DataFrame:
 def check_node_pressure(nodes: pd.DataFrame) -> pd.DataFrame:
     """``nodes.pressure``: no Memory/Disk/PID pressure."""
     return _evals("nodes.pressure", nodes, nodes["pressure"] != "", "high",
-                  lambda r: f"node {r.name} reports {r.pressure}: the kubelet will evict pods; free or add capacity.",
+                  lambda r: (f"node {r.name} reports {r.pressure}: the kubelet evicts pods; "
+                             "free or add capacity."),
                   lambda r: f"kubectl describe node {r.name}")
 
 
 def check_node_unschedulable(nodes: pd.DataFrame) -> pd.DataFrame:
     """``nodes.unschedulable``: cordoned nodes (forgotten after maintenance?)."""
     return _evals("nodes.unschedulable", nodes, nodes["unschedulable"].astype(bool), "low",
-                  lambda r: f"node {r.name} is cordoned (unschedulable): `kubectl uncordon {r.name}` when done.")
+                  lambda r: (f"node {r.name} is cordoned: `kubectl uncordon {r.name}` "
+                             "when maintenance is done."))
 
 
 def burstable(instance_type: str) -> bool:
@@ -396,7 +404,7 @@ def check_pending(pods: pd.DataFrame, now: datetime, grace_s: int = 120) -> pd.D
         return f"pod {r.namespace}/{r.name} is Pending: {why}"
 
     return _evals("workloads.pending", live, mask, "medium", msg,
-                  lambda r: f"kubectl -n {r.namespace} get events --field-selector involvedObject.name={r.name}")
+                  lambda r: f"kubectl -n {r.namespace} describe pod {r.name}")
 
 
 def check_crashloop(pods: pd.DataFrame) -> pd.DataFrame:
@@ -421,7 +429,8 @@ def check_restarts(pods: pd.DataFrame, threshold: int = 5) -> pd.DataFrame:
     """``workloads.restarts``: pods whose containers restarted at least ``threshold`` times."""
     live = _live(pods)
     return _evals("workloads.restarts", live, live["restarts"] >= threshold, "medium",
-                  lambda r: f"pod {r.namespace}/{r.name} restarted {r.restarts} times (threshold {threshold}).",
+                  lambda r: (f"pod {r.namespace}/{r.name} restarted {r.restarts} times "
+                             f"(threshold {threshold})"),
                   lambda r: f"kubectl -n {r.namespace} logs {r.name} --previous")
 
 
@@ -429,7 +438,8 @@ def check_oomkilled(pods: pd.DataFrame) -> pd.DataFrame:
     """``workloads.oomkilled``: a container's last termination was OOMKilled."""
     live = _live(pods)
     return _evals("workloads.oomkilled", live, live["oom_killed"].astype(bool), "medium",
-                  lambda r: (f"pod {r.namespace}/{r.name} was OOMKilled: raise its memory limit or fix the leak."))
+                  lambda r: (f"pod {r.namespace}/{r.name} was OOMKilled: raise its memory limit "
+                             "or fix the leak."))
 
 
 def check_deployments(deployments: pd.DataFrame) -> pd.DataFrame:
@@ -437,7 +447,8 @@ def check_deployments(deployments: pd.DataFrame) -> pd.DataFrame:
     d = deployments
     sev = pd.Series("medium", index=d.index).mask(d["available"] == 0, "high")
     return _evals("workloads.deployment_available", d, d["available"] < d["desired"], sev,
-                  lambda r: f"deployment {r.namespace}/{r.name} has {r.available}/{r.desired} replicas available.",
+                  lambda r: (f"deployment {r.namespace}/{r.name}: {r.available}/{r.desired} "
+                             "replicas available."),
                   lambda r: f"kubectl -n {r.namespace} rollout status deployment/{r.name}")
 
 
@@ -445,7 +456,8 @@ def check_single_replica(deployments: pd.DataFrame) -> pd.DataFrame:
     """``workloads.single_replica``: deployments with one replica (no redundancy during a drain)."""
     d = deployments
     return _evals("workloads.single_replica", d, d["desired"] == 1, "low",
-                  lambda r: f"deployment {r.namespace}/{r.name} runs a single replica: it is down during every drain.")
+                  lambda r: (f"deployment {r.namespace}/{r.name} runs one replica: it is down "
+                             "during every drain."))
 
 
 def check_pdbs(pdbs: pd.DataFrame) -> pd.DataFrame:
@@ -455,8 +467,9 @@ def check_pdbs(pdbs: pd.DataFrame) -> pd.DataFrame:
 
     def msg(r: Any) -> str:
         spec = f"minAvailable={r.min_available}" if r.min_available else f"maxUnavailable={r.max_unavailable}"
-        return (f"PDB {r.namespace}/{r.name} allows 0 disruptions ({spec}, {r.current_healthy}/{r.expected_pods} "
-                "healthy): node drains and rolling updates will hang on its pods.")
+        return (f"PDB {r.namespace}/{r.name} allows 0 disruptions ({spec}, "
+                f"{r.current_healthy}/{r.expected_pods} healthy): node drains and rolling updates "
+                "will hang on its pods.")
 
     return _evals("workloads.pdb_blocks_drain", b, mask, "medium", msg,
                   lambda r: f"kubectl -n {r.namespace} get pdb {r.name} -o yaml")
@@ -509,9 +522,10 @@ def check_service_endpoints(services: pd.DataFrame) -> pd.DataFrame:
     if s["ready_endpoints"].isna().any():
         return _empty()
     return _evals("config.service_endpoints", s, s["ready_endpoints"].astype(int) == 0, "medium",
-                  lambda r: (f"service {r.namespace}/{r.name} has no ready endpoints: its selector matches no "
-                             "ready pod, callers get connection refused."),
-                  lambda r: f"kubectl -n {r.namespace} get endpointslices -l kubernetes.io/service-name={r.name}")
+                  lambda r: (f"service {r.namespace}/{r.name} has no ready endpoints: its selector matches "
+                             "no ready pod, callers get connection refused."),
+                  lambda r: f"kubectl -n {r.namespace} get endpointslices "
+                  f"-l kubernetes.io/service-name={r.name}")
 
 
 def check_certs(certs: pd.DataFrame, now: datetime, days: int, check: str = "certs.expiry") -> pd.DataFrame:
@@ -552,6 +566,9 @@ def evaluate(inputs: Inputs, options: Options | None = None, now: datetime | Non
     if inputs.instances is not None:
         parts.append(check_instances_joined(n, inputs.instances))
     evals = pd.concat([x for x in parts if not x.empty] or [_empty()], ignore_index=True)
+    # a kind we may not list would look like "nothing there": drop the checks that need it (noted instead)
+    degraded = {c for kind in snap.notes for c in NEEDS.get(kind, ())}
+    evals = evals[~evals["check"].isin(degraded)]
     kept, excluded = apply_exclude(evals, o.exclude)
     found = kept[kept["severity"] != ""]
     rank = found["severity"].map(SEVERITY_RANK)
@@ -598,6 +615,21 @@ class Sources:
     limit: int = inventory.DEFAULT_LIMIT
 
 
+def aws_clients(src: Sources) -> None:
+    """Create the missing boto3 clients of ``src`` once, from one session (they are reused per attempt).
+
+    Raises:
+        AwsError: no region or credentials are configured.
+    """
+    from opsbook.aws.session import boundary, session
+
+    with boundary("create AWS clients"):
+        sess = session(src.region or None)
+        src.asg = src.asg or sess.client("autoscaling")
+        src.ec2 = src.ec2 or sess.client("ec2")
+        src.s3 = src.s3 or sess.client("s3")
+
+
 def collect(src: Sources) -> Inputs:
     """Take a snapshot of the cluster and read its AWS side (read-only).
 
@@ -612,6 +644,13 @@ def collect(src: Sources) -> Inputs:
     calls = asgmod.Calls()
     cluster = src.cluster or os.environ.get("KOPS_CLUSTER_NAME", "")
     region = src.region or None
+    if cluster:
+        try:
+            aws_clients(src)
+        except AwsError as e:
+            notes["kops.instancegroup.size"] = f"AWS unavailable ({e}); targets from node labels"
+            notes["kops.instance.joined"] = f"skipped: AWS unavailable ({e})"
+            cluster = ""
     targets = pd.DataFrame(columns=asgmod.TARGET_COLUMNS)
     instances: pd.DataFrame | None = None
     if src.state_store and cluster:
@@ -633,7 +672,8 @@ def collect(src: Sources) -> Inputs:
         except AwsError as e:
             notes["kops.instance.joined"] = f"skipped: EC2 instances unreadable ({e})"
     else:
-        notes["kops.instance.joined"] = "skipped: no cluster name (set cluster_name or $KOPS_CLUSTER_NAME)"
+        notes.setdefault("kops.instance.joined",
+                         "skipped: no cluster name (set cluster_name or $KOPS_CLUSTER_NAME)")
     if targets.empty and not snap.nodes.empty:
         targets = asgmod.label_targets(snap.nodes)
         notes.setdefault("kops.instancegroup.size", "targets from node labels (no ASG or state store read)")
@@ -684,10 +724,43 @@ class ValidationRun:
             "attempts": len(self.attempts),
             "kops_failures": last.kops_failures if last else None,
             "findings": {s: int(counts.get(s, 0)) for s in SEVERITIES},
-            "excluded": int(len(last.excluded)) if last else 0,
+            "excluded": len(last.excluded) if last else 0,
             "degraded_checks": sorted(set(last.notes["check"])) if last else [],
             "api_requests": last.inputs.snapshot.requests if last else None,
         }
+
+    @property
+    def nodes(self) -> pd.DataFrame:
+        """The last snapshot's nodes (``Snapshot.nodes``; empty if nothing was collected)."""
+        return self.last.inputs.snapshot.nodes if self.last else pd.DataFrame(columns=inventory.NODE_COLUMNS)
+
+    @property
+    def pods(self) -> pd.DataFrame:
+        """The last snapshot's pods (``Snapshot.pods``; empty if nothing was collected)."""
+        return self.last.inputs.snapshot.pods if self.last else pd.DataFrame(columns=inventory.POD_COLUMNS)
+
+    @property
+    def targets(self) -> pd.DataFrame:
+        """Instance-group targets used by the last validation."""
+        return self.last.inputs.targets if self.last else pd.DataFrame(columns=asgmod.TARGET_COLUMNS)
+
+    def not_counted(self) -> pd.DataFrame:
+        """What the score leaves out: exclusions (per rule) and degraded checks.
+
+        Returns:
+            Columns ``kind`` (``excluded``|``degraded``), ``what`` (rule or check), ``evaluations``,
+            ``findings`` (removed by the rule), ``note``.
+        """
+        cols = ["kind", "what", "evaluations", "findings", "note"]
+        if self.last is None:
+            return pd.DataFrame(columns=cols)
+        ex = self.last.exclusions()
+        rows = [{"kind": "excluded", "what": r.rule, "evaluations": int(r.evaluations),
+                 "findings": int(r.findings), "note": "removed from the score's numerator and denominator"}
+                for r in ex.itertuples(index=False)]
+        rows += [{"kind": "degraded", "what": r.check, "evaluations": 0, "findings": 0, "note": r.note}
+                 for r in self.last.notes.itertuples(index=False)]
+        return pd.DataFrame(rows, columns=cols)
 
     def findings_table(self) -> pd.DataFrame:
         """The last validation's findings, most severe first."""
@@ -695,7 +768,7 @@ class ValidationRun:
         return self.last.findings[cols] if self.last else pd.DataFrame(columns=cols)
 
     def findings_records(self) -> list[Finding]:
-        """Findings for ``opsbook.report.findings``; a failed run always carries one at ``fail_on`` or above."""
+        """Findings for ``opsbook.report.findings`` (a failed run always has one at ``fail_on`` or above)."""
         out = []
         if self.last is not None:
             for r in self.last.findings.itertuples(index=False):
@@ -728,7 +801,8 @@ def validate_until(attempt: Callable[[], Validation], *, wait_s: float = 0, coun
         count: consecutive passes required (>= 1).
         interval_s: pause between attempts.
         options: recorded in the result (for ``fail_on``).
-        clock, sleep: injectable for tests.
+        clock: monotonic clock (injectable for tests).
+        sleep: sleep function (injectable for tests).
         say: progress callback, one line per attempt.
     """
     if count < 1 or wait_s < 0 or interval_s <= 0:
@@ -760,20 +834,21 @@ def validate_until(attempt: Callable[[], Validation], *, wait_s: float = 0, coun
             return _run(last, rows, True, reason, options, count)
         if not wait_s:
             if ok:
-                reason = f"passed {streak} consecutive time(s) but not {count}: give wait > 0 to keep validating"
+                reason = (f"passed {streak} consecutive time(s) but not {count}: "
+                          "set wait > 0 to keep validating")
             else:
-                reason = _fail_reason(last)
+                reason = _fail_reason(last, error)
             return _run(last, rows, False, reason, options, count)
         if clock() + interval_s > deadline:
             reason = (f"wait time ({wait_s:.0f}s) exceeded after {len(rows)} attempt(s): "
-                      f"{f'{streak} consecutive pass(es) of {count}' if ok else _fail_reason(last)}")
+                      f"{f'{streak} consecutive pass(es) of {count}' if ok else _fail_reason(last, error)}")
             return _run(last, rows, False, reason, options, count)
         sleep(interval_s)
 
 
-def _fail_reason(v: Validation | None) -> str:
-    if v is None:
-        return "the API server did not answer"
+def _fail_reason(v: Validation | None, error: str = "") -> str:
+    if v is None or error:
+        return f"the API server did not answer ({error[:200]})"
     if v.kops_failures:
         checks = sorted(set(v.findings.loc[(v.findings["group"] == "kops")
                                            & v.findings["severity"].isin(["high", "critical"]), "check"]))
@@ -790,7 +865,7 @@ def _run(last: Validation | None, rows: list[dict[str, Any]], passed: bool, reas
 def validate_cluster(cluster_name: str = "", region: str = "", state_store: str = "", *, wait: int = 0,
                      count: int = 1, interval: int = 10, max_unready_nodes: int = 0, cert_days: int = 30,
                      restart_threshold: int = 5, pending_grace: int = 120, fail_on: str = "high",
-                     exclude: list[str] | tuple[str, ...] = (), api: k8s.ApiClient | None = None,
+                     exclude: list[str] | tuple[str, ...] | str = (), api: k8s.ApiClient | None = None,
                      asg: Any = None, ec2: Any = None, s3: Any = None,
                      say: Callable[[str], None] | None = None) -> ValidationRun:
     """Validate the cluster (the notebook's one call): collect, evaluate, repeat per wait/count.
@@ -807,15 +882,22 @@ def validate_cluster(cluster_name: str = "", region: str = "", state_store: str 
         restart_threshold: report pods restarted this often.
         pending_grace: seconds a pod may be Pending before it is reported.
         fail_on: lowest severity outside the kops checks that fails the validation.
-        exclude: ``namespace:<glob>``, ``check:<glob>``, ``object:<glob>`` rules.
-        api, asg, ec2, s3: clients (default: the configured ones).
+        exclude: ``namespace:<glob>``, ``check:<glob>``, ``object:<glob>`` rules (a list, or one
+            comma-separated string).
+        api: Kubernetes ApiClient (default: the configured cluster).
+        asg: boto3 ``autoscaling`` client (default: a new one).
+        ec2: boto3 ``ec2`` client (default: a new one).
+        s3: boto3 ``s3`` client (default: a new one).
         say: progress callback.
 
     Raises:
         BadInput: a parameter is invalid (nothing was called).
     """
-    opts = Options(max_unready_nodes=max_unready_nodes, cert_days=cert_days, restart_threshold=restart_threshold,
-                   pending_grace_s=pending_grace, fail_on=fail_on, exclude=tuple(exclude))
+    if isinstance(exclude, str):  # e.g. `papermill -p exclude a,b`: the engine passes a list
+        exclude = [r.strip() for r in exclude.split(",") if r.strip()]
+    opts = Options(max_unready_nodes=max_unready_nodes, cert_days=cert_days,
+                   restart_threshold=restart_threshold, pending_grace_s=pending_grace, fail_on=fail_on,
+                   exclude=tuple(exclude))
     if state_store and not re.match(r"^s3://[^/]+", state_store):
         raise BadInput(f"state_store {state_store!r} must be an s3:// URL (e.g. s3://my-kops-state) or empty")
     own = api is None
@@ -823,10 +905,11 @@ def validate_cluster(cluster_name: str = "", region: str = "", state_store: str 
         from opsbook.k8s.client import api_client
 
         api = api_client()
-    src = Sources(api=api, cluster=cluster_name, region=region, state_store=state_store, asg=asg, ec2=ec2, s3=s3)
+    src = Sources(api=api, cluster=cluster_name, region=region, state_store=state_store,
+                  asg=asg, ec2=ec2, s3=s3)
     try:
         return validate_until(lambda: evaluate(collect(src), opts), wait_s=wait, count=count,
                               interval_s=interval, options=opts, say=say)
     finally:
         if own and api is not None:
-            api.close()
+            api.close()  # type: ignore[no-untyped-call]

@@ -57,9 +57,9 @@ def asg_targets(cluster: str, region: str | None = None, asg: Any = None,
     Raises:
         AwsError: the call failed; ApiUnavailable when denied or absent.
     """
-    asg = asg or client("autoscaling", region)
     rows = []
     with boundary(f"describe Auto Scaling groups of {cluster}"):
+        asg = asg or client("autoscaling", region)
         pages = asg.get_paginator("describe_auto_scaling_groups").paginate(
             Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}])
         for page in pages:
@@ -86,9 +86,9 @@ def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None,
     Raises:
         AwsError: the call failed; ApiUnavailable when denied or absent.
     """
-    ec2 = ec2 or client("ec2", region)
     rows = []
     with boundary(f"describe instances of {cluster}"):
+        ec2 = ec2 or client("ec2", region)
         pages = ec2.get_paginator("describe_instances").paginate(
             Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]},
                      {"Name": "instance-state-name", "Values": ["pending", "running"]}],
@@ -101,7 +101,8 @@ def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None,
                     tags = _tags(i.get("Tags", []))
                     rows.append({"instance_id": i["InstanceId"], "instance_group": tags.get(IG_TAG, ""),
                                  "state": i["State"]["Name"], "private_dns": i.get("PrivateDnsName", ""),
-                                 "zone": i["Placement"]["AvailabilityZone"], "instance_type": i["InstanceType"]})
+                                 "zone": i["Placement"]["AvailabilityZone"],
+                                 "instance_type": i["InstanceType"]})
     return pd.DataFrame(rows, columns=INSTANCE_COLUMNS).sort_values("instance_id", ignore_index=True)
 
 
@@ -129,10 +130,10 @@ def state_store_targets(state_store: str, cluster: str, region: str | None = Non
     url = urlparse(state_store)
     if url.scheme != "s3" or not url.netloc:
         raise BadInput(f"state store {state_store!r} is not an s3:// URL (e.g. s3://my-kops-state)")
-    s3 = s3 or client("s3", region)
     prefix = "/".join(p for p in (url.path.strip("/"), cluster, "instancegroup") if p) + "/"
     rows = []
     with boundary(f"read instance groups of {cluster} from {state_store}"):
+        s3 = s3 or client("s3", region)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix=prefix):
             if calls:
                 calls.count += 1

@@ -14,6 +14,11 @@ their metadata (subject, expiry, fingerprint) is stored.
 
 A kind the identity may not list (HTTP 403) is left empty and explained in
 ``Snapshot.notes``; every other error propagates as an opsbook error.
+
+The list calls go through ``ApiClient.param_serialize``/``call_api`` with the
+resource paths below rather than the generated ``list_*`` methods: those validate
+their arguments with pydantic, and building those validators costs 1-2 s on the
+first call of each method, more than the whole listing of a small cluster.
 """
 
 from __future__ import annotations
@@ -28,13 +33,24 @@ from typing import Any
 
 import pandas as pd
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
 from opsbook.analysis.certs import certificates_in
 from opsbook.k8s.client import Forbidden, api_client, boundary
 
 log = logging.getLogger(__name__)
 
-KINDS = ("nodes", "pods", "deployments", "pdbs", "services", "endpointslices", "secrets", "configmaps")
+PATHS = {  # kind -> cluster-wide list path
+    "nodes": "/api/v1/nodes",
+    "pods": "/api/v1/pods",
+    "deployments": "/apis/apps/v1/deployments",
+    "pdbs": "/apis/policy/v1/poddisruptionbudgets",
+    "services": "/api/v1/services",
+    "endpointslices": "/apis/discovery.k8s.io/v1/endpointslices",
+    "secrets": "/api/v1/secrets",
+    "configmaps": "/api/v1/configmaps",
+}
+KINDS = tuple(PATHS)
 DEFAULT_LIMIT = 2000
 CRITICAL_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
 BURSTABLE_FAMILIES = ("t2", "t3", "t3a", "t4g")
@@ -95,17 +111,27 @@ class _Counter:
         self.requests = 0
 
 
-def _pages(fn: Callable[..., Any], counter: _Counter, limit: int) -> Iterator[list[dict[str, Any]]]:
-    """Yield the items of each page of a ``list_*`` call, as plain dicts."""
+def get_json(api: k8s.ApiClient, path: str, query: list[tuple[str, Any]] | None = None) -> Any:
+    """GET ``path`` and decode the JSON body (raises ApiException on a non-2xx answer)."""
+    method, url, headers, _, _ = api.param_serialize(
+        "GET", path, query_params=query or [], header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"])
+    resp = api.call_api(method, url, header_params=headers)
+    resp.read()  # type: ignore[no-untyped-call]
+    if not 200 <= resp.status <= 299:
+        raise ApiException(http_resp=resp)
+    return json.loads(resp.data or b"{}")
+
+
+def _pages(api: k8s.ApiClient, path: str, counter: _Counter, limit: int) -> Iterator[list[dict[str, Any]]]:
+    """Yield the items of each page of a cluster-wide list, as plain dicts."""
     token: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"limit": limit, "_preload_content": False}
+        query: list[tuple[str, Any]] = [("limit", limit)]
         if token:
-            kwargs["_continue"] = token
-        resp = fn(**kwargs)
+            query.append(("continue", token))
+        body = get_json(api, path, query)
         counter.requests += 1
-        body = json.loads(resp.data)
-        resp.release_conn()
         yield body.get("items") or []
         token = (body.get("metadata") or {}).get("continue")
         if not token:
@@ -152,11 +178,16 @@ def _workload(meta: dict[str, Any]) -> str:
         if not ref.get("controller"):
             continue
         kind, name = ref["kind"], ref["name"]
+        if kind == "Node":  # a static pod's mirror: it is its own workload
+            break
         h = labels.get("pod-template-hash")
         if kind == "ReplicaSet" and h and name.endswith(f"-{h}"):
             return f"deployment/{ns}/{name[: -len(h) - 1]}"
         return f"{kind.lower()}/{ns}/{name}"
     return f"pod/{ns}/{meta['name']}"
+
+
+_NOT_A_PROBLEM = (None, "", "ContainerCreating", "PodInitializing")
 
 
 def pod_row(p: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +204,7 @@ def pod_row(p: dict[str, Any]) -> dict[str, Any]:
     for cs in statuses:
         restarts += int(cs.get("restartCount") or 0)
         w = (cs.get("state") or {}).get("waiting")
-        if w and not waiting_reason and w.get("reason") not in (None, "", "ContainerCreating", "PodInitializing"):
+        if w and not waiting_reason and w.get("reason") not in _NOT_A_PROBLEM:
             waiting_reason, waiting_message = w.get("reason", ""), w.get("message", "") or ""
         if ((cs.get("lastState") or {}).get("terminated") or {}).get("reason") == "OOMKilled":
             oom = True
@@ -277,16 +308,15 @@ def snapshot(api: k8s.ApiClient | None = None, *, limit: int = DEFAULT_LIMIT,
     api = api or api_client()
     t0 = time.monotonic()
     counter = _Counter()
-    core, apps, policy, disc = k8s.CoreV1Api(api), k8s.AppsV1Api(api), k8s.PolicyV1Api(api), k8s.DiscoveryV1Api(api)
     notes: dict[str, str] = {}
 
-    def collect(kind: str, fn: Callable[..., Any], row: Callable[[dict[str, Any]], Any]) -> list[Any]:
+    def collect(kind: str, row: Callable[[dict[str, Any]], Any]) -> list[Any]:
         out: list[Any] = []
         if kind not in kinds:
             return out
         try:
             with boundary(f"list {kind}", api):
-                for items in _pages(fn, counter, limit):
+                for items in _pages(api, PATHS[kind], counter, limit):
                     out.extend(r for r in map(row, items) if r is not None)
         except Forbidden as e:
             notes[kind] = str(e)
@@ -295,17 +325,17 @@ def snapshot(api: k8s.ApiClient | None = None, *, limit: int = DEFAULT_LIMIT,
         return out
 
     try:
-        nodes = collect("nodes", core.list_node, node_row)
-        pods = collect("pods", core.list_pod_for_all_namespaces, pod_row)
-        deployments = collect("deployments", apps.list_deployment_for_all_namespaces, deployment_row)
-        pdbs = collect("pdbs", policy.list_pod_disruption_budget_for_all_namespaces, pdb_row)
-        services = collect("services", core.list_service_for_all_namespaces, service_row)
-        slices = collect("endpointslices", disc.list_endpoint_slice_for_all_namespaces, ready_endpoints)
+        nodes = collect("nodes", node_row)
+        pods = collect("pods", pod_row)
+        deployments = collect("deployments", deployment_row)
+        pdbs = collect("pdbs", pdb_row)
+        services = collect("services", service_row)
+        slices = collect("endpointslices", ready_endpoints)
         certs: list[dict[str, Any]] = []
-        for found in collect("secrets", core.list_secret_for_all_namespaces, _secret_certs):
+        for found in collect("secrets", _secret_certs):
             certs.extend(found)
         seen_root_ca = False
-        for found in collect("configmaps", core.list_config_map_for_all_namespaces, _configmap_certs):
+        for found in collect("configmaps", _configmap_certs):
             # kube-root-ca.crt is the same cluster CA copied into every namespace: keep one copy.
             if found and found[0]["object"].endswith("/kube-root-ca.crt"):
                 if seen_root_ca:
@@ -314,7 +344,7 @@ def snapshot(api: k8s.ApiClient | None = None, *, limit: int = DEFAULT_LIMIT,
             certs.extend(found)
     finally:
         if own:
-            api.close()
+            api.close()  # type: ignore[no-untyped-call]
 
     svc = _frame(services, SERVICE_COLUMNS)
     if "endpointslices" in notes or "endpointslices" not in kinds:
@@ -323,7 +353,8 @@ def snapshot(api: k8s.ApiClient | None = None, *, limit: int = DEFAULT_LIMIT,
         counts: dict[str, int] = {}
         for key, n in slices:
             counts[key] = counts.get(key, 0) + n
-        svc["ready_endpoints"] = [counts.get(f"{ns}/{n}", 0) for ns, n in zip(svc.namespace, svc.name, strict=True)]
+        keys = svc["namespace"] + "/" + svc["name"]
+        svc["ready_endpoints"] = [counts.get(k, 0) for k in keys]
     snap = Snapshot(
         nodes=_frame(nodes, NODE_COLUMNS, ("created",)),
         pods=_frame(pods, POD_COLUMNS, ("created",)),
