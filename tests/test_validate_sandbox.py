@@ -32,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 
 from opsbook.analysis import validate as v
 from opsbook.sandbox import Sandbox, faults
+from opsbook.sandbox.faults import kubelet_resync
 from test_validate_unit import make_cert
 
 pytestmark = pytest.mark.sandbox
@@ -127,40 +128,6 @@ def _kubelet_status(
 
 def _node_ready(core: k8s.CoreV1Api, name: str) -> str:
     return next(c.status for c in core.read_node(name).status.conditions if c.type == "Ready")
-
-
-def kubelet_resync(api: k8s.ApiClient) -> int:
-    """Re-report Ready for running pods on Ready nodes, as kubelets do when they reconnect.
-
-    When a node goes NotReady the node controller sets its pods' Ready condition to False.
-    A real kubelet re-reports the pod status when it is back; kwok's ``pod-ready`` Stage only
-    selects pods without ``status.podIP``, so on kwok those pods would stay NotReady forever
-    (a kwok restart that takes longer than the 10 s test grace period does this to every node).
-    """
-    core = k8s.CoreV1Api(api)
-    ready = {
-        n.metadata.name
-        for n in core.list_node().items
-        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
-    }
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    fixed = 0
-    for p in core.list_pod_for_all_namespaces().items:
-        conds = {c.type: c.status for c in p.status.conditions or []}
-        if (
-            p.spec.node_name in ready
-            and not p.metadata.deletion_timestamp
-            and p.status.phase == "Running"
-            and conds.get("Ready") == "False"
-            and conds.get("ContainersReady") == "True"
-        ):
-            core.patch_namespaced_pod_status(
-                p.metadata.name,
-                p.metadata.namespace,
-                {"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}},
-            )
-            fixed += 1
-    return fixed
 
 
 @pytest.fixture

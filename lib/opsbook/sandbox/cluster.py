@@ -176,15 +176,15 @@ def ensure_components(workdir: Path, name: str) -> list[str]:
     return restarted
 
 
-def stop_component(workdir: Path, name: str, component: str) -> list[str]:
-    """Stop one component; return the command line needed to start it again."""
+def stop_component(workdir: Path, name: str, component: str, timeout: float = 30) -> list[str]:
+    """Stop one component (SIGTERM, SIGKILL after ``timeout`` s); return the command line to start it again."""
     pid = component_pid(workdir, name, component)
     if pid is None:
         raise SandboxError(f"{component} is not running in sandbox cluster {name!r}: nothing to stop")
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     argv = [a.decode() for a in cmdline if a]
     (cluster_dir(workdir, name) / "pids" / f"{component}.cmdline").write_text("\0".join(argv))
-    terminate(pid, timeout=30)
+    terminate(pid, timeout=timeout)
     return argv
 
 

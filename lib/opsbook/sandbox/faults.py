@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +53,54 @@ def restart_kwok(sandbox: Sandbox) -> None:
     st = sandbox.state()
     if st is None or st.backend != "kwok":
         raise SandboxError("fault injection needs a running kwok sandbox (`opsbook sandbox up`)")
-    kc.stop_component(sandbox.kwok_workdir, sandbox.name, "kwok-controller")
+    # A simulator has no state worth a graceful shutdown: kill fast so other nodes' leases never lapse.
+    kc.stop_component(sandbox.kwok_workdir, sandbox.name, "kwok-controller", timeout=1.0)
     kc.start_component(sandbox.kwok_workdir, sandbox.name, "kwok-controller")
 
 
-def resume_heartbeat(sandbox: Sandbox, api: k8s.ApiClient, node: str) -> None:
-    """Let kwok manage the node again: heartbeats resume and it becomes Ready."""
+def resume_heartbeat(sandbox: Sandbox, api: k8s.ApiClient, node: str, timeout: float = 60) -> None:
+    """Let kwok manage the node again: heartbeats resume, it becomes Ready, its pods report Ready again."""
     _guard_local(api)
+    core = k8s.CoreV1Api(api)
     patch = {"metadata": {"annotations": {kc.MANAGED_ANNOTATION: kc.MANAGED_VALUE}}}
-    k8s.CoreV1Api(api).patch_node(node, patch)
+    core.patch_node(node, patch)
     restart_kwok(sandbox)
+
+    def ready() -> bool:
+        n = core.read_node(node)
+        return any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+
+    from opsbook.sandbox.procs import wait_for
+
+    wait_for(ready, timeout, f"node {node} to become Ready again")
+    kubelet_resync(api)
+
+
+def kubelet_resync(api: k8s.ApiClient) -> int:
+    """Re-report Ready for running pods on Ready nodes, as kubelets do when they reconnect.
+
+    When a node goes NotReady the node controller sets its pods' Ready condition to False.
+    A real kubelet re-reports the pod status when it is back; kwok's ``pod-ready`` Stage only
+    selects pods without ``status.podIP``, so on kwok those pods would stay NotReady forever.
+    Pods whose containers are not ready (crash loops, failing probes) are left alone.
+
+    Returns:
+        How many pods were marked Ready again.
+    """
+    _guard_local(api)
+    core = k8s.CoreV1Api(api)
+    ready = {n.metadata.name for n in core.list_node().items
+             if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])}
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fixed = 0
+    for p in core.list_pod_for_all_namespaces().items:
+        conds = {c.type: c.status for c in p.status.conditions or []}
+        if (p.spec.node_name in ready and not p.metadata.deletion_timestamp and p.status.phase == "Running"
+                and conds.get("Ready") == "False" and conds.get("ContainersReady") == "True"):
+            core.patch_namespaced_pod_status(p.metadata.name, p.metadata.namespace, {
+                "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}})
+            fixed += 1
+    return fixed
 
 
 def mark_not_ready(sandbox: Sandbox, api: k8s.ApiClient, node: str, reason: str = "KubeletNotReady",
