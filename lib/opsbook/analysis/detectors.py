@@ -608,7 +608,40 @@ def detect_crashloop_after_rollout(
         crash += [(str(r.object)[4:], r.time, r.evidence) for r in pw.itertuples()]
     if not crash:
         return []
-    cdf = pd.DataFrame(crash, columns=["pod", "time", "evidence"])
+    return _after_rollout(
+        crash, evidence, config, "rollout.crashloop", "crash-looping",
+        "then read the logs of the new version", 65,
+    )
+
+
+def detect_unready_after_rollout(
+    events: pd.DataFrame, evidence: pd.DataFrame, config: Config = Config()
+) -> list[dict[str, Any]]:
+    """New pods that never pass their readiness probe within ``rollout_lookback`` of a rollout.
+
+    The team's failed MongoDB update: the new version starts but refuses to serve (e.g. an
+    incompatible data format), so the probe fails and, with a Recreate strategy, nothing serves.
+    """
+    if not len(events):
+        return []
+    bad = events[(events["reason"] == "Unhealthy") & (events["kind"] == "Pod")]
+    bad = bad[bad["message"].str.contains("Readiness probe failed", na=False, regex=False)]
+    unready = [(f"{r.namespace}/{r.name}", r.first_time, r.event) for r in bad.itertuples()]
+    return _after_rollout(
+        unready, evidence, config, "rollout.unready", "failing readiness",
+        "then check the new version's compatibility with its data (e.g. MongoDB featureCompatibilityVersion)",
+        60,
+    )
+
+
+def _after_rollout(
+    hits: list[tuple[str, Any, str]], evidence: pd.DataFrame, config: Config, check: str, what: str,
+    advice: str, base_score: int,
+) -> list[dict[str, Any]]:
+    """Findings for pods (``ns/pod``, time, evidence) whose ReplicaSet was created shortly before."""
+    if not hits:
+        return []
+    cdf = pd.DataFrame(hits, columns=["pod", "time", "evidence"])
     cdf["rs"] = cdf["pod"].str.replace(r"-[a-z0-9]{5}$", "", regex=True)
     ro = evidence[evidence["source"] == "rollout"] if len(evidence) else evidence
     rs_created: dict[str, tuple[Any, str, str]] = {}
@@ -619,28 +652,28 @@ def detect_crashloop_after_rollout(
     out = []
     for rs, g in cdf[cdf["rs"].isin(set(rs_created))].groupby("rs"):
         t_rollout, deploy, detail = rs_created[rs]
-        t_crash = g["time"].min()
-        if pd.isna(t_crash) or not (t_rollout <= t_crash <= t_rollout + config.rollout_lookback):
+        t_hit = g["time"].min()
+        if pd.isna(t_hit) or not (t_rollout <= t_hit <= t_rollout + config.rollout_lookback):
             continue
-        lag = (t_crash - t_rollout).total_seconds()
+        lag = (t_hit - t_rollout).total_seconds()
         ns, name = deploy.split("/")[1], deploy.split("/")[-1]
         msg = (
-            f"{g['pod'].nunique()} pod(s) of ReplicaSet {rs} crash-looping from {_fmt(t_crash)}, {lag:.0f} s "
+            f"{g['pod'].nunique()} pod(s) of ReplicaSet {rs} {what} from {_fmt(t_hit)}, {lag:.0f} s "
             f"after the rollout at {_fmt(t_rollout)} ({detail}). Roll back: "
-            f"`kubectl -n {ns} rollout undo deployment/{name}`, then read the logs of the new version."
+            f"`kubectl -n {ns} rollout undo deployment/{name}`, {advice}."
         )
         out.append(
             _finding(
-                "rollout.crashloop",
+                check,
                 "high",
                 t_rollout,
                 deploy,
                 msg,
                 [f"kubectl -n {ns} rollout history deployment/{name}", *g["evidence"].head(3)],
-                65 + min(10, g["pod"].nunique()),
+                base_score + min(10, g["pod"].nunique()),
                 replicaset=rs,
                 rollout_at=t_rollout,
-                first_crash=t_crash,
+                first_crash=t_hit,
                 pods=int(g["pod"].nunique()),
             )
         )
@@ -671,9 +704,13 @@ def detect_certificate_expiry(
                     "critical",
                     r.time,
                     r.object,
-                    f"{r.object} expired at {r.time:%Y-%m-%d %H:%M}Z ({r.detail}). Renew it (kops: "
-                    "`kops rolling-update cluster --force` after `kops update cluster`, or rotate the "
-                    "CA per the kops docs).",
+                    f"{r.object} expired at {r.time:%Y-%m-%d %H:%M}Z ({r.detail}). "
+                    + (f"Renew it with its issuer and replace the secret (`kubectl -n {str(r.object).split('/')[1]} "
+                       "create secret tls ... --dry-run=client -o yaml | kubectl apply -f -`), then restart "
+                       "the workloads that mount it."
+                       if str(r.object).startswith("Secret/") else
+                       "Renew it (kops: `kops rolling-update cluster --force` after `kops update cluster`, "
+                       "or rotate the CA per the kops docs)."),
                     [r.evidence],
                     85,
                     not_after=r.time,
@@ -819,6 +856,7 @@ def run_detectors(
         lambda: detect_control_plane_restart(ev, evd, start, end),
         lambda: detect_cpu_credits(metrics, instances, config),
         lambda: detect_crashloop_after_rollout(ev, evd, config),
+        lambda: detect_unready_after_rollout(ev, evd, config),
         lambda: detect_certificate_expiry(ev, evidence, start, end, config),
         lambda: detect_asg_termination(evd, instances, start, end, lost_nodes),
     ]

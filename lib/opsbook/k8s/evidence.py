@@ -460,6 +460,42 @@ def certificate_evidence(api: k8s.ApiClient) -> tuple[pd.DataFrame, list[str]]:
     return rows([row]), []
 
 
+def tls_secret_evidence(
+    api: k8s.ApiClient, namespaces: list[str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Certificates in ``kubernetes.io/tls`` Secrets (``notAfter``): an expired one is a likely cause.
+
+    Returns:
+        (rows with source ``certificate``, time = notAfter; notes, e.g. when secrets are forbidden).
+    """
+    from opsbook.analysis.certs import certificates_in
+
+    core = k8s.CoreV1Api(api)
+    notes: list[str] = []
+    selector = "type=kubernetes.io/tls"
+    if namespaces:
+        secrets: list[Any] = []
+        for ns in namespaces:
+            secrets += _safe(f"listing TLS secrets in {ns}",
+                             partial(list_all, core.list_namespaced_secret, ns, field_selector=selector),
+                             notes, api)
+    else:
+        secrets = _safe("listing TLS secrets",
+                        partial(list_all, core.list_secret_for_all_namespaces, field_selector=selector),
+                        notes, api)
+    records = []
+    for sec in secrets:
+        ns, name = sec.metadata.namespace, sec.metadata.name
+        for c in certificates_in(ns, f"Secret/{ns}/{name}", sec.data or {}, base64_values=True):
+            records.append((
+                pd.Timestamp(c["not_after"]), "certificate", f"Secret/{ns}/{name}", "certificate expires",
+                f"{c['subject']} ({c['key']})", "info",
+                f"kubectl -n {ns} get secret {name} -o jsonpath='{{.data.tls\\.crt}}' | base64 -d | "
+                "openssl x509 -noout -enddate",
+            ))
+    return rows(records), notes
+
+
 def _safe(what: str, fn: Callable[[], list[Any]], notes: list[str], api: k8s.ApiClient) -> list[Any]:
     try:
         with boundary(what, api):
@@ -517,9 +553,11 @@ def collect_k8s_evidence(
     )
     cp, n1 = control_plane_evidence(api, system_pods)
     cert, n2 = certificate_evidence(api)
+    tls, n3 = tls_secret_evidence(api, namespaces)
+    n2 = n2 + n3
     frames = [
         f
-        for f in (node_evidence(nodes, renewals), pod_evidence(pods), rollout_evidence(rss), cp, cert)
+        for f in (node_evidence(nodes, renewals), pod_evidence(pods), rollout_evidence(rss), cp, cert, tls)
         if len(f)
     ]
     df = pd.concat(frames, ignore_index=True) if frames else rows([])
