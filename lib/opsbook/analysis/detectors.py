@@ -705,8 +705,9 @@ def detect_certificate_expiry(
                     r.time,
                     r.object,
                     f"{r.object} expired at {r.time:%Y-%m-%d %H:%M}Z ({r.detail}). "
-                    + (f"Renew it with its issuer and replace the secret (`kubectl -n {str(r.object).split('/')[1]} "
-                       "create secret tls ... --dry-run=client -o yaml | kubectl apply -f -`), then restart "
+                    + (f"Renew it with its issuer and replace the secret (`kubectl -n "
+                       f"{str(r.object).split('/')[1]} create secret tls ... --dry-run=client -o yaml | "
+                       "kubectl apply -f -`), then restart "
                        "the workloads that mount it."
                        if str(r.object).startswith("Secret/") else
                        "Renew it (kops: `kops rolling-update cluster --force` after `kops update cluster`, "
