@@ -43,8 +43,13 @@ def main() -> None:
     repeats = int(os.environ.get("BENCH_REPEATS", "5"))
     try:
         with tempfile.TemporaryDirectory() as out:
-            engine = [timed([sys.executable, "-m", "opsbook.cli", "run", "cluster-inventory", "-q", "--output", out],
-                            env) for _ in range(repeats)]
+            engine = [
+                timed(
+                    [sys.executable, "-m", "opsbook.cli", "run", "cluster-inventory", "-q", "--output", out],
+                    env,
+                )
+                for _ in range(repeats)
+            ]
         plain = [timed([sys.executable, "-c", PLAIN], env) for _ in range(repeats)]
     finally:
         if started_here:

@@ -46,8 +46,9 @@ def _wait_for_evictions(api: k8s.ApiClient, node: str, timeout: float = 90) -> N
 
 
 @pytest.mark.parametrize("scenario", list(EXPECTED))
-def test_drill_then_outage_analysis_ranks_the_cause_first(scenario: str, sandbox: Sandbox, api: k8s.ApiClient,
-                                                         tmp_path: Path) -> None:
+def test_drill_then_outage_analysis_ranks_the_cause_first(
+    scenario: str, sandbox: Sandbox, api: k8s.ApiClient, tmp_path: Path
+) -> None:
     drills.reset(sandbox, api)
     drills.ensure_workloads(api)
     time.sleep(3)  # workloads settle before the window opens
@@ -57,18 +58,28 @@ def test_drill_then_outage_analysis_ranks_the_cause_first(scenario: str, sandbox
         result = drills.run_drill(scenario, sandbox, api)
         if scenario == "node-lost":
             _wait_for_evictions(api, result.details["node"])
-        raw = {"start": start.isoformat(timespec="seconds"), "title": f"drill {scenario}",
-               "node_monitor_grace_seconds": "10", "toleration_seconds": "10", "collapse_seconds": "5"}
+        raw = {
+            "start": start.isoformat(timespec="seconds"),
+            "title": f"drill {scenario}",
+            "node_monitor_grace_seconds": "10",
+            "toleration_seconds": "10",
+            "collapse_seconds": "5",
+        }
         if scenario == "cpu-credits-exhausted":
             raw["extra_metrics"] = f"{drills.QUEUE_NAMESPACE}/{drills.QUEUE_METRIC}:Queue=TaxiPosition"
         rb = find_runbook("outage-analysis")
-        res = run_runbook(rb, parse_parameters(rb.parameters, raw, rb.name), output=tmp_path, fail_on="critical")
+        res = run_runbook(
+            rb, parse_parameters(rb.parameters, raw, rb.name), output=tmp_path, fail_on="critical"
+        )
         assert res.status != "failed", f"{res.failed_step}: {res.error}"
         summary = json.loads(Path(res.locations["json"]).read_text())
         causes = summary["findings"]
         top = causes[0] if causes else {"check": "(none)", "message": ""}
-        RESULTS[scenario] = {"expected": EXPECTED[scenario], "detected": top["check"],
-                             "message": top["message"][:140].replace("|", "/")}
+        RESULTS[scenario] = {
+            "expected": EXPECTED[scenario],
+            "detected": top["check"],
+            "message": top["message"][:140].replace("|", "/"),
+        }
         _write_table()
         assert top["check"] == EXPECTED[scenario], json.dumps(causes[:3], indent=1)[:1500]
     finally:
@@ -76,12 +87,16 @@ def test_drill_then_outage_analysis_ranks_the_cause_first(scenario: str, sandbox
 
 
 def _write_table() -> None:
-    lines = ["# Drill → detected cause", "",
-             "Produced by `tests/test_drills.py`: each drill runs on the sandbox, then the outage-analysis",
-             "runbook runs through `opsbook run` over a window starting at the drill; the table shows the",
-             "likely cause it ranked first.", "",
-             "| drill | expected cause | ranked first | ok | message (first 140 characters) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "# Drill → detected cause",
+        "",
+        "Produced by `tests/test_drills.py`: each drill runs on the sandbox, then the outage-analysis",
+        "runbook runs through `opsbook run` over a window starting at the drill; the table shows the",
+        "likely cause it ranked first.",
+        "",
+        "| drill | expected cause | ranked first | ok | message (first 140 characters) |",
+        "|---|---|---|---|---|",
+    ]
     for scenario in EXPECTED:
         r = RESULTS.get(scenario)
         if r:

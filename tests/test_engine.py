@@ -27,8 +27,14 @@ TEST_NOTEBOOKS = ROOT / "tests" / "notebooks"
 
 
 def opsbook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsbook.cli", *args], capture_output=True, text=True,
-                          env=env or dict(os.environ), timeout=600, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "opsbook.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+        timeout=600,
+        cwd=ROOT,
+    )
 
 
 def test_run_inventory_writes_notebook_html_json(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -69,7 +75,11 @@ def test_output_to_s3_lands_in_the_moto_bucket(sandbox: Sandbox) -> None:
     assert r.returncode == 0, r.stderr
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert "opsbook/index.html" in keys
-    assert {k.rsplit(".", 1)[1] for k in keys if k.startswith("opsbook/cluster-inventory/")} == {"ipynb", "html", "json"}
+    assert {k.rsplit(".", 1)[1] for k in keys if k.startswith("opsbook/cluster-inventory/")} == {
+        "ipynb",
+        "html",
+        "json",
+    }
     summary_key = next(k for k in keys if k.endswith(".json"))
     summary = json.loads(s3.get_object(Bucket=bucket, Key=summary_key)["Body"].read())
     assert summary["status"] == "ok" and summary["records"]["nodes"] >= 4
@@ -91,11 +101,25 @@ def test_failing_notebook_exits_3_and_names_the_step(sandbox: Sandbox, tmp_path:
 def test_findings_at_fail_on_exit_1(sandbox: Sandbox, tmp_path: Path) -> None:
     env = dict(os.environ, LEAK_PEM_FILE=str(tmp_path / "none.pem"), GITHUB_TOKEN="ghp_" + "x" * 36)
     (tmp_path / "none.pem").write_text("nothing\n")
-    r = opsbook("run", str(TEST_NOTEBOOKS / "leaky.ipynb"), "--output", str(tmp_path / "r"), "--fail-on", "low",
-                env=env)
+    r = opsbook(
+        "run",
+        str(TEST_NOTEBOOKS / "leaky.ipynb"),
+        "--output",
+        str(tmp_path / "r"),
+        "--fail-on",
+        "low",
+        env=env,
+    )
     assert r.returncode == 1, r.stderr
-    r = opsbook("run", str(TEST_NOTEBOOKS / "leaky.ipynb"), "--output", str(tmp_path / "r"), "--fail-on", "medium",
-                env=env)
+    r = opsbook(
+        "run",
+        str(TEST_NOTEBOOKS / "leaky.ipynb"),
+        "--output",
+        str(tmp_path / "r"),
+        "--fail-on",
+        "medium",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -105,11 +129,21 @@ def _pem_pair() -> tuple[str, str]:
     import datetime as dt
 
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
     return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -120,8 +154,13 @@ def test_planted_secrets_never_reach_any_saved_byte(sandbox: Sandbox, tmp_path: 
     secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     token = "ghp_" + uuid.uuid4().hex + "abcd"
     session = "FwoGZXIvYXdzEJr" + uuid.uuid4().hex
-    env = dict(os.environ, AWS_SECRET_ACCESS_KEY=secret, GITHUB_TOKEN=token, AWS_SESSION_TOKEN=session,
-               LEAK_PEM_FILE=str(pem_file))
+    env = dict(
+        os.environ,
+        AWS_SECRET_ACCESS_KEY=secret,
+        GITHUB_TOKEN=token,
+        AWS_SESSION_TOKEN=session,
+        LEAK_PEM_FILE=str(pem_file),
+    )
     out = tmp_path / "reports"
     r = opsbook("run", str(TEST_NOTEBOOKS / "leaky.ipynb"), "--output", str(out), "-p", "note=hi", env=env)
     assert r.returncode == 0, r.stderr
@@ -139,12 +178,22 @@ def test_planted_secrets_never_reach_any_saved_byte(sandbox: Sandbox, tmp_path: 
 
 
 def test_schedule_renders_a_cronjob_the_api_server_accepts(sandbox: Sandbox, api: k8s.ApiClient) -> None:
-    r = opsbook("schedule", "render", "cluster-inventory", "--cron", "*/10 * * * *",
-                "--output", "s3://reports/opsbook", "-p", "not_joined_severity=high")
+    r = opsbook(
+        "schedule",
+        "render",
+        "cluster-inventory",
+        "--cron",
+        "*/10 * * * *",
+        "--output",
+        "s3://reports/opsbook",
+        "-p",
+        "not_joined_severity=high",
+    )
     assert r.returncode == 0, r.stderr
     assert "concurrencyPolicy: Forbid" in r.stdout
-    r = opsbook("schedule", "apply", "cluster-inventory", "--cron", "*/10 * * * *",
-                "--output", "s3://reports/opsbook")
+    r = opsbook(
+        "schedule", "apply", "cluster-inventory", "--cron", "*/10 * * * *", "--output", "s3://reports/opsbook"
+    )
     assert r.returncode == 0, r.stderr
     batch = k8s.BatchV1Api(api)
     cj = batch.read_namespaced_cron_job("opsbook-cluster-inventory", "opsbook")
@@ -152,8 +201,12 @@ def test_schedule_renders_a_cronjob_the_api_server_accepts(sandbox: Sandbox, api
     # `kubectl create job --from=cronjob/...` with the kubectl we built
     kubectl = os.environ["OPSBOOK_KUBECTL"]
     job = f"manual-{uuid.uuid4().hex[:6]}"
-    out = subprocess.run([kubectl, "-n", "opsbook", "create", "job", job, "--from=cronjob/opsbook-cluster-inventory"],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [kubectl, "-n", "opsbook", "create", "job", job, "--from=cronjob/opsbook-cluster-inventory"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     core = k8s.CoreV1Api(api)
     deadline = time.monotonic() + 60
@@ -166,11 +219,23 @@ def test_schedule_renders_a_cronjob_the_api_server_accepts(sandbox: Sandbox, api
     assert pods and pods[0].spec.node_name, "the Job's pod was never scheduled"
     assert pods[0].spec.service_account_name == "opsbook-runner"
     # applying again is safe
-    assert opsbook("schedule", "apply", "cluster-inventory", "--cron", "*/10 * * * *",
-                   "--output", "s3://reports/opsbook").returncode == 0
+    assert (
+        opsbook(
+            "schedule",
+            "apply",
+            "cluster-inventory",
+            "--cron",
+            "*/10 * * * *",
+            "--output",
+            "s3://reports/opsbook",
+        ).returncode
+        == 0
+    )
 
 
 def test_schedule_rejects_a_bad_cron(sandbox: Sandbox) -> None:
-    r = opsbook("schedule", "render", "cluster-inventory", "--cron", "every ten minutes", "--output", "s3://b/p")
+    r = opsbook(
+        "schedule", "render", "cluster-inventory", "--cron", "every ten minutes", "--output", "s3://b/p"
+    )
     assert r.returncode == 2
     assert "five-field cron" in r.stderr

@@ -26,13 +26,15 @@ def test_lab_lists_the_runbook_notebooks_over_http(sandbox: Sandbox) -> None:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                req = urllib.request.Request(f"{base}/api/contents/", headers={"Authorization": f"token {token}"})
+                req = urllib.request.Request(
+                    f"{base}/api/contents/", headers={"Authorization": f"token {token}"}
+                )
                 with urllib.request.urlopen(req, timeout=2) as r:
                     listing = json.loads(r.read())
                 break
             except OSError:
                 time.sleep(0.5)
-        assert listing is not None, (proc.stderr.read().decode()[-2000:] if proc.stderr and proc.poll() else "")
+        assert listing is not None, proc.stderr.read().decode()[-2000:] if proc.stderr and proc.poll() else ""
         names = {c["name"] for c in listing["content"]}
         assert {p.name for p in (ROOT / "notebooks").glob("*.ipynb")} <= names
         assert "cluster-inventory.ipynb" in names

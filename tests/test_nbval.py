@@ -24,10 +24,30 @@ def test_nbval_over_all_runbook_notebooks(sandbox: Sandbox) -> None:
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     assert notebooks, "no notebooks to validate"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
-         "--nbval-cell-timeout", "600", "-p", "no:cacheprovider", "-o", "filterwarnings=", "-o", "addopts=",
-         "-q", *[str(n.relative_to(ROOT)) for n in notebooks]],
-        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=1800, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "--nbval-sanitize-with",
+            "tests/nbval_sanitize.cfg",
+            "--nbval-cell-timeout",
+            "600",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "filterwarnings=",
+            "-o",
+            "addopts=",
+            "-q",
+            *[str(n.relative_to(ROOT)) for n in notebooks],
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=1800,
+        check=False,
     )
     tail = proc.stdout[-4000:]
     assert proc.returncode == 0, tail

@@ -20,8 +20,9 @@ def test_papermill_kernel_reaches_moto_and_cluster(sandbox: Sandbox, tmp_path: P
     bucket = f"nb-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=bucket)
     out = tmp_path / "out.ipynb"
-    pm.execute_notebook(str(NB), str(out), parameters={"bucket": bucket}, kernel_name="python3",
-                        progress_bar=False)
+    pm.execute_notebook(
+        str(NB), str(out), parameters={"bucket": bucket}, kernel_name="python3", progress_bar=False
+    )
     nb = nbformat.read(out, as_version=4)
     last = nb.cells[-1].outputs[-1]["data"]["text/plain"]
     assert "'bucket_seen': True" in last

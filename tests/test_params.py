@@ -21,8 +21,9 @@ INVENTORY = find_runbook("cluster-inventory")
 def P(name: str, type_: str, default: object = None, help_: str = "") -> Parameter:
     from opsbook.engine.params import parameter_from_inspection
 
-    return parameter_from_inspection({"name": name, "inferred_type_name": type_, "default": repr(default),
-                                      "help": help_})
+    return parameter_from_inspection(
+        {"name": name, "inferred_type_name": type_, "default": repr(default), "help": help_}
+    )
 
 
 DECLARED = [
@@ -36,33 +37,52 @@ DECLARED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "raw", "expected"), [
-    ("dry_run", "false", False), ("dry_run", "False", False), ("dry_run", "no", False), ("dry_run", "0", False),
-    ("dry_run", "true", True), ("dry_run", "yes", True), ("count", "3", 3), ("count", 10, 10),
-    ("ratio", "0.25", 0.25), ("zones", "eu-central-1a,eu-central-1b", ["eu-central-1a", "eu-central-1b"]),
-    ("zones", '["a", "b"]', ["a", "b"]), ("severity", "medium", "medium"),
-    ("start", "2026-11-25T00:10:00Z", "2026-11-25T00:10:00Z"), ("start", "", ""),
-])
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        ("dry_run", "false", False),
+        ("dry_run", "False", False),
+        ("dry_run", "no", False),
+        ("dry_run", "0", False),
+        ("dry_run", "true", True),
+        ("dry_run", "yes", True),
+        ("count", "3", 3),
+        ("count", 10, 10),
+        ("ratio", "0.25", 0.25),
+        ("zones", "eu-central-1a,eu-central-1b", ["eu-central-1a", "eu-central-1b"]),
+        ("zones", '["a", "b"]', ["a", "b"]),
+        ("severity", "medium", "medium"),
+        ("start", "2026-11-25T00:10:00Z", "2026-11-25T00:10:00Z"),
+        ("start", "", ""),
+    ],
+)
 def test_values_are_parsed_by_declared_type(name: str, raw: object, expected: object) -> None:
     assert parse_parameters(DECLARED, {name: raw}) == {name: expected}
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"dry_run": "maybe"}, "expected true or false"),
-    ({"count": "three"}, "not valid"),
-    ({"count": "2.5"}, "not valid"),
-    ({"count": "0"}, "below the minimum 1"),
-    ({"count": "11"}, "above the maximum 10"),
-    ({"ratio": "1.5"}, "above the maximum 1"),
-    ({"ratio": "nan"}, "finite"),
-    ({"severity": "urgent"}, "choose one of low, medium, high"),
-    ({"start": "yesterday"}, "ISO-8601"),
-    ({"zones": "[1, 2"}, "not valid"),
-    ({"api_token": "x"}, "no parameter"),
-    ({"name": "AKIAIOSFODNN7EXAMPLE"}, "looks like a secret"),
-    ({"name": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n"},
-     "looks like a secret"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"dry_run": "maybe"}, "expected true or false"),
+        ({"count": "three"}, "not valid"),
+        ({"count": "2.5"}, "not valid"),
+        ({"count": "0"}, "below the minimum 1"),
+        ({"count": "11"}, "above the maximum 10"),
+        ({"ratio": "1.5"}, "above the maximum 1"),
+        ({"ratio": "nan"}, "finite"),
+        ({"severity": "urgent"}, "choose one of low, medium, high"),
+        ({"start": "yesterday"}, "ISO-8601"),
+        ({"zones": "[1, 2"}, "not valid"),
+        ({"api_token": "x"}, "no parameter"),
+        ({"name": "AKIAIOSFODNN7EXAMPLE"}, "looks like a secret"),
+        (
+            {
+                "name": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n"
+            },
+            "looks like a secret",
+        ),
+    ],
+)
 def test_bad_values_are_rejected_with_a_clear_message(raw: dict[str, object], message: str) -> None:
     with pytest.raises(BadInput) as e:
         parse_parameters(DECLARED, raw, "demo")
@@ -95,6 +115,7 @@ def test_runbook_parameters_come_from_the_notebook() -> None:
 
 # --- through the CLI: exit code 2, clear message, and no kernel is ever started ---------------------
 
+
 @pytest.fixture
 def no_kernel(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     started: list[str] = []
@@ -120,8 +141,9 @@ CLI_CASES = [
 
 
 @pytest.mark.parametrize(("args", "message"), CLI_CASES)
-def test_cli_bad_input_exits_2_before_any_kernel(args: list[str], message: str, no_kernel: list[str],
-                                                 tmp_path: Path) -> None:
+def test_cli_bad_input_exits_2_before_any_kernel(
+    args: list[str], message: str, no_kernel: list[str], tmp_path: Path
+) -> None:
     result = CliRunner().invoke(app, ["run", "cluster-inventory", *args, "--output", str(tmp_path)])
     assert result.exit_code == EXIT_BAD_INPUT, result.output
     assert message in " ".join(result.output.split())

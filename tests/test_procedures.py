@@ -19,8 +19,16 @@ def test_every_procedure_command_is_valid() -> None:
 def test_every_scenario_procedure_names_notebooks_and_a_drill() -> None:
     cmds = commands(ROOT / "runbooks")
     files = {c.file for c in cmds}
-    for scenario in ("master-restart", "node-lost", "cpu-credits-exhausted", "certificate-expired",
-                     "crashloop-after-deploy", "bad-database-update", "create-cluster", "rolling-update"):
+    for scenario in (
+        "master-restart",
+        "node-lost",
+        "cpu-credits-exhausted",
+        "certificate-expired",
+        "crashloop-after-deploy",
+        "bad-database-update",
+        "create-cluster",
+        "rolling-update",
+    ):
         assert f"{scenario}.md" in files
 
 

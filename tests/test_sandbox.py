@@ -8,8 +8,7 @@ import boto3
 import pytest
 from kubernetes import client as k8s
 
-from opsbook.sandbox import Sandbox
-from opsbook.sandbox import faults
+from opsbook.sandbox import Sandbox, faults
 
 pytestmark = pytest.mark.sandbox
 
@@ -69,12 +68,16 @@ def test_nodes_look_like_kops_and_match_moto(sandbox: Sandbox, api: k8s.ApiClien
         assert inst["PrivateDnsName"] == n.metadata.name
         assert inst["InstanceType"] == n.metadata.labels["node.kubernetes.io/instance-type"]
         assert inst["Placement"]["AvailabilityZone"] == n.metadata.labels["topology.kubernetes.io/zone"]
-    groups = boto3.client("autoscaling", region_name=st.region).describe_auto_scaling_groups()["AutoScalingGroups"]
+    groups = boto3.client("autoscaling", region_name=st.region).describe_auto_scaling_groups()[
+        "AutoScalingGroups"
+    ]
     assert sum(g["DesiredCapacity"] for g in groups) == len(nodes)
 
 
 @pytest.mark.slow
-def test_lost_node_is_tainted_and_its_pods_evicted(sandbox: Sandbox, api: k8s.ApiClient, namespace: str) -> None:
+def test_lost_node_is_tainted_and_its_pods_evicted(
+    sandbox: Sandbox, api: k8s.ApiClient, namespace: str
+) -> None:
     core = k8s.CoreV1Api(api)
     workers = sorted(n.metadata.name for n in core.list_node(label_selector="kubernetes.io/role=node").items)
     assert len(workers) >= 3, "node failure needs >= 3 nodes (else master disruption mode evicts nothing)"
@@ -98,7 +101,9 @@ def test_lost_node_is_tainted_and_its_pods_evicted(sandbox: Sandbox, api: k8s.Ap
 
         def evicted_and_replaced():
             pods = core.list_namespaced_pod(namespace, label_selector="app=api").items
-            gone = all(p.metadata.deletion_timestamp is not None for p in pods if p.metadata.name in on_victim)
+            gone = all(
+                p.metadata.deletion_timestamp is not None for p in pods if p.metadata.name in on_victim
+            )
             elsewhere = [p for p in _running(core, namespace, "api") if p.spec.node_name != victim]
             return gone and len(elsewhere) == 3
 
@@ -110,15 +115,21 @@ def test_lost_node_is_tainted_and_its_pods_evicted(sandbox: Sandbox, api: k8s.Ap
         assert t_unready < 60
     finally:
         faults.resume_heartbeat(sandbox, api, victim)
-        _wait(lambda: any(c.type == "Ready" and c.status == "True"
-                          for c in core.read_node(victim).status.conditions), 60, "victim Ready again")
+        _wait(
+            lambda: any(
+                c.type == "Ready" and c.status == "True" for c in core.read_node(victim).status.conditions
+            ),
+            60,
+            "victim Ready again",
+        )
 
 
 @pytest.mark.slow
 def test_apiserver_restart_keeps_objects(sandbox: Sandbox, api: k8s.ApiClient, namespace: str) -> None:
     core = k8s.CoreV1Api(api)
-    core.create_namespaced_config_map(namespace, k8s.V1ConfigMap(
-        metadata=k8s.V1ObjectMeta(name="before-restart"), data={"k": "v"}))
+    core.create_namespaced_config_map(
+        namespace, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="before-restart"), data={"k": "v"})
+    )
     timings = faults.restart_apiserver(sandbox)
     assert timings["ready_at"] >= timings["started_at"] > timings["stopped_at"]
     assert core.read_namespaced_config_map("before-restart", namespace).data == {"k": "v"}

@@ -12,13 +12,16 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from opsbook.errors import BadInput, OpsbookError
+
+if TYPE_CHECKING:
+    from opsbook.engine.catalog import Runbook
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -40,8 +43,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-sandbox_app = typer.Typer(help="A local sandbox: real kube-apiserver (kwok nodes) + moto server.",
-                          no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="A local sandbox: real kube-apiserver (kwok nodes) + moto server.", no_args_is_help=True
+)
 app.add_typer(sandbox_app, name="sandbox")
 
 
@@ -66,8 +70,9 @@ def _fail(e: OpsbookError) -> typer.Exit:
 
 @app.callback()
 def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command("toolchain")
@@ -91,12 +96,17 @@ def sandbox_up(
     nodes: Annotated[int, typer.Option(min=1, max=2000, help="Worker nodes, spread over the zones.")] = 3,
     node_size: Annotated[str, typer.Option(help="Worker instance type.")] = "t2.medium",
     master_size: Annotated[str, typer.Option(help="Control-plane instance type.")] = "m3.medium",
-    heartbeat_factor: Annotated[float, typer.Option(
-        min=0.05, max=5.0,
-        help="Scales lease/heartbeat/grace period. 1.0 = production (40 s grace); default 0.25 = 10 s.")] = 0.25,
-    toleration_seconds: Annotated[int, typer.Option(
-        min=1, max=3600,
-        help="default not-ready/unreachable toleration (production: 300).")] = 10,
+    heartbeat_factor: Annotated[
+        float,
+        typer.Option(
+            min=0.05,
+            max=5.0,
+            help="Scales lease/heartbeat/grace period. 1.0 = production (40 s grace); default 0.25 = 10 s.",
+        ),
+    ] = 0.25,
+    toleration_seconds: Annotated[
+        int, typer.Option(min=1, max=3600, help="default not-ready/unreachable toleration (production: 300).")
+    ] = 10,
 ) -> None:
     """Start the sandbox (safe to run twice) and write its env file."""
     from opsbook.kops.spec import ClusterSpec
@@ -106,8 +116,11 @@ def sandbox_up(
     if backend not in ("auto", "kwok", "kind", "kubeconfig"):
         raise _fail(BadInput(f"--backend {backend!r} is not one of auto, kwok, kind, kubeconfig"))
     spec = ClusterSpec(node_count=nodes, node_size=node_size, master_size=master_size)
-    timing = Timing(heartbeat_factor=heartbeat_factor, not_ready_toleration_s=toleration_seconds,
-                    unreachable_toleration_s=toleration_seconds)
+    timing = Timing(
+        heartbeat_factor=heartbeat_factor,
+        not_ready_toleration_s=toleration_seconds,
+        unreachable_toleration_s=toleration_seconds,
+    )
     try:
         Sandbox(name).up(spec=spec, timing=timing, kubeconfig=kubeconfig, backend=backend, progress=_say)
     except OpsbookError as e:
@@ -159,7 +172,7 @@ def sandbox_env(
     sys.stdout.write(f"{f}\n" if path else f.read_text())
 
 
-def _load_params(runbook_name: str, pairs: list[str], files: list[Path]) -> tuple[object, dict[str, object]]:
+def _load_params(runbook_name: str, pairs: list[str], files: list[Path]) -> tuple[Runbook, dict[str, Any]]:
     """Find the runbook and parse -f files then -p pairs by the declared types (raises BadInput)."""
     import yaml
 
@@ -167,7 +180,7 @@ def _load_params(runbook_name: str, pairs: list[str], files: list[Path]) -> tupl
     from opsbook.engine.params import parse_parameters
 
     rb = find_runbook(runbook_name)
-    raw: dict[str, object] = {}
+    raw: dict[str, Any] = {}
     for f in files:
         try:
             data = yaml.safe_load(f.read_text()) or {}
@@ -200,8 +213,9 @@ def list_cmd() -> None:
         raise _fail(e) from e
     for rb in runbooks:
         params = ", ".join(f"{p.name}: {p.describe_type()} = {p.default!r}" for p in rb.parameters)
-        table.add_row(rb.name, rb.purpose, "[red]yes (dry-run by default)[/red]" if rb.mutates else "read-only",
-                      params)
+        table.add_row(
+            rb.name, rb.purpose, "[red]yes (dry-run by default)[/red]" if rb.mutates else "read-only", params
+        )
     out.print(table)
 
 
@@ -230,10 +244,18 @@ def describe_cmd(runbook: Annotated[str, typer.Argument(help="Runbook name (see 
 @app.command("run")
 def run_cmd(
     runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).")],
-    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed by declared type.")] = None,
-    params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML file of parameters.")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="Directory or s3://bucket/prefix.")] = "reports",
-    fail_on: Annotated[str, typer.Option(help="Exit 1 on findings at/above: info|low|medium|high|critical.")] = "high",
+    param: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed by declared type.")
+    ] = None,
+    params_file: Annotated[
+        list[Path] | None, typer.Option("-f", "--file", help="YAML file of parameters.")
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Directory or s3://bucket/prefix.")
+    ] = "reports",
+    fail_on: Annotated[
+        str, typer.Option(help="Exit 1 on findings at/above: info|low|medium|high|critical.")
+    ] = "high",
     timeout: Annotated[float, typer.Option(min=1, help="Overall time limit in seconds.")] = 1800,
     sandbox: Annotated[str | None, typer.Option(help="Run against this sandbox's environment.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -259,20 +281,35 @@ def run_cmd(
     except OpsbookError as e:
         raise _fail(e) from e
 
-    with Progress(TextColumn("[bold]{task.fields[runbook]}[/bold]"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  disable=quiet or not console.is_terminal) as bar:
+    with Progress(
+        TextColumn("[bold]{task.fields[runbook]}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
+    ) as bar:
         task = bar.add_task("starting kernel", total=None, runbook=rb.name)  # type: ignore[attr-defined]
 
         def on_step(ev: StepEvent) -> None:
             bar.update(task, total=ev.total, completed=ev.index - 1, description=ev.name)
 
-        result = run_runbook(rb, params, output=output, fail_on=fail_on, timeout=timeout,  # type: ignore[arg-type]
-                             progress=on_step, env=env)
+        result = run_runbook(
+            rb,
+            params,
+            output=output,
+            fail_on=fail_on,
+            timeout=timeout,  # type: ignore[arg-type]
+            progress=on_step,
+            env=env,
+        )
         bar.update(task, completed=bar.tasks[0].total or 0, description="done")
     colour = {"ok": "green", "findings": "yellow", "failed": "red"}[result.status]
-    console.print(f"[{colour}]{result.status.upper()}[/{colour}] {result.runbook} in {result.duration_s:.1f}s; "
-                  f"{len(result.findings)} findings")
+    console.print(
+        f"[{colour}]{result.status.upper()}[/{colour}] {result.runbook} in {result.duration_s:.1f}s; "
+        f"{len(result.findings)} findings"
+    )
     if result.failed_step:
         console.print(f"[red]failed at step:[/red] {result.failed_step}\n  {result.error}")
     for kind in ("html", "json", "ipynb"):
@@ -284,13 +321,22 @@ schedule_app = typer.Typer(help="Run a runbook on a schedule as a Kubernetes Cro
 app.add_typer(schedule_app, name="schedule")
 
 
-def _schedule_objs(runbook: str, cron: str, param: list[str] | None, params_file: list[Path] | None, output: str,
-                   image: str, fail_on: str, timeout: int) -> list[dict[str, object]]:
+def _schedule_objs(
+    runbook: str,
+    cron: str,
+    param: list[str] | None,
+    params_file: list[Path] | None,
+    output: str,
+    image: str,
+    fail_on: str,
+    timeout: int,
+) -> list[dict[str, object]]:
     from opsbook.engine import schedule
 
     rb, params = _load_params(runbook, param or [], params_file or [])
     objs = schedule.readonly_role_manifests() + schedule.render(
-        rb.name, cron, params, output, image=image, fail_on=fail_on, timeout_s=timeout)  # type: ignore[attr-defined]
+        rb.name, cron, params, output, image=image, fail_on=fail_on, timeout_s=timeout
+    )  # type: ignore[attr-defined]
     return objs  # type: ignore[return-value]
 
 
@@ -301,7 +347,9 @@ def schedule_render(
     output: Annotated[str, typer.Option(help="Where reports go, e.g. s3://bucket/opsbook.")],
     param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")] = None,
     params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")] = None,
-    image: Annotated[str, typer.Option(help="Runner image built from deploy/Dockerfile.")] = "opsbook-runner:0.1.0",
+    image: Annotated[
+        str, typer.Option(help="Runner image built from deploy/Dockerfile.")
+    ] = "opsbook-runner:0.1.0",
     fail_on: Annotated[str, typer.Option(help="Severity that fails the Job.")] = "high",
     timeout: Annotated[int, typer.Option(min=60, help="Job deadline in seconds.")] = 1800,
 ) -> None:
@@ -339,16 +387,19 @@ def schedule_apply(
 
 @app.command("drill")
 def drill_cmd(
-    scenario: Annotated[str | None, typer.Argument(
-        help="master-restart | node-lost | cpu-credits-exhausted | certificate-expired | "
-             "crashloop-after-deploy | bad-database-update")] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Argument(
+            help="master-restart | node-lost | cpu-credits-exhausted | certificate-expired | "
+            "crashloop-after-deploy | bad-database-update"
+        ),
+    ] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Undo every drill run on this sandbox.")] = False,
     name: Annotated[str, typer.Option(help="Sandbox name.")] = "opsbook",
 ) -> None:
     """Replay one of the team's past incidents on the sandbox (never on a real cluster)."""
     from opsbook.k8s.client import api_client
-    from opsbook.sandbox import Sandbox
-    from opsbook.sandbox import drills
+    from opsbook.sandbox import Sandbox, drills
 
     sb = Sandbox(name)
     try:

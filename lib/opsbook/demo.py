@@ -44,8 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         for rb in catalog():
             params = parse_parameters(rb.parameters, DEMO_PARAMETERS.get(rb.name, {}), rb.name)
             console.print(f"  running [bold]{rb.name}[/bold] ...")
-            res = run_runbook(rb, params, output=args.reports, fail_on="critical", env=env,
-                              progress=lambda ev: console.print(f"    [{ev.index}/{ev.total}] {ev.name}"))
+            res = run_runbook(
+                rb,
+                params,
+                output=args.reports,
+                fail_on="critical",
+                env=env,
+                progress=lambda ev: console.print(f"    [{ev.index}/{ev.total}] {ev.name}"),
+            )
             results.append(res)
     except OpsbookError as e:
         console.print(f"[red]demo failed:[/red] {e}")
@@ -58,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("runbook", "status", "findings", "took", "report"):
         table.add_column(col)
     for r in results:
-        table.add_row(r.runbook, r.status, str(len(r.findings)), f"{r.duration_s:.1f}s", r.locations.get("html", ""))
+        table.add_row(
+            r.runbook, r.status, str(len(r.findings)), f"{r.duration_s:.1f}s", r.locations.get("html", "")
+        )
     console.print(table)
     index = Path(args.reports).resolve() / "index.html"
     console.print(f"\n[bold green]Reports:[/bold green] {index}  (open it in a browser)")

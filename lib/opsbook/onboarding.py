@@ -55,13 +55,23 @@ def cluster_map(api: k8s.ApiClient | None = None) -> pd.DataFrame:
         counts[key] = counts.get(key, 0) + 1
     rows: list[dict[str, Any]] = []
     for (node, ns, workload), n in counts.items():
-        rows.append({**node_info.get(node, {"instance_group": "?", "role": "?", "instance_type": "?", "zone": "?"}),
-                     "node": node, "namespace": ns, "workload": workload, "pods": n})
+        rows.append(
+            {
+                **node_info.get(
+                    node, {"instance_group": "?", "role": "?", "instance_type": "?", "zone": "?"}
+                ),
+                "node": node,
+                "namespace": ns,
+                "workload": workload,
+                "pods": n,
+            }
+        )
     for node, info in node_info.items():
         if not any(r["node"] == node for r in rows):
             rows.append({**info, "node": node, "namespace": "", "workload": "", "pods": 0})
     return pd.DataFrame(rows, columns=MAP_COLUMNS).sort_values(
-        ["instance_group", "node", "namespace", "workload"], ignore_index=True)
+        ["instance_group", "node", "namespace", "workload"], ignore_index=True
+    )
 
 
 def plot_cluster_map(df: pd.DataFrame) -> Figure:
@@ -75,8 +85,15 @@ def plot_cluster_map(df: pd.DataFrame) -> Figure:
     for gi, group in enumerate(groups):
         sub = df[df["instance_group"] == group]
         first = sub.iloc[0]
-        ax.text(gi + 0.5, 0.97, f"{group}\n{first['instance_type']} · {first['zone']}", ha="center", va="top",
-                fontsize=9, fontweight="bold")
+        ax.text(
+            gi + 0.5,
+            0.97,
+            f"{group}\n{first['instance_type']} · {first['zone']}",
+            ha="center",
+            va="top",
+            fontsize=9,
+            fontweight="bold",
+        )
         nodes = list(dict.fromkeys(sub["node"]))
         height = 0.8 / max(len(nodes), 1)
         for ni, node in enumerate(nodes):
@@ -86,7 +103,12 @@ def plot_cluster_map(df: pd.DataFrame) -> Figure:
             wl = sub[(sub["node"] == node) & (sub["pods"] > 0)]
             lines = [f"{_short(r.workload.split('/', 1)[1])} ×{r.pods}" for r in wl.itertuples()][:7]
             more = len(wl) - len(lines)
-            text = _short(node.split(".")[0]) + "\n" + "\n".join(lines) + (f"\n… +{more} more" if more > 0 else "")
+            text = (
+                _short(node.split(".")[0])
+                + "\n"
+                + "\n".join(lines)
+                + (f"\n… +{more} more" if more > 0 else "")
+            )
             ax.text(gi + 0.1, top - 0.01, text, ha="left", va="top", fontsize=7, family="monospace")
     fig.suptitle("Instance groups → nodes → workloads", fontsize=11)
     return fig
@@ -108,8 +130,15 @@ def runbook_table() -> pd.DataFrame:
     Returns:
         DataFrame with columns runbook, purpose, changes_things, run_it.
     """
-    rows = [{"runbook": rb.name, "purpose": rb.purpose, "changes_things": rb.mutates,
-             "run_it": f"opsbook run {rb.name} --output reports/"} for rb in catalog()]
+    rows = [
+        {
+            "runbook": rb.name,
+            "purpose": rb.purpose,
+            "changes_things": rb.mutates,
+            "run_it": f"opsbook run {rb.name} --output reports/",
+        }
+        for rb in catalog()
+    ]
     return pd.DataFrame(rows, columns=["runbook", "purpose", "changes_things", "run_it"])
 
 
@@ -123,7 +152,11 @@ def game_day(scenario: str, sandbox: str = "") -> dict[str, Any]:
 
     name = _sandbox_name(sandbox)
     if not name:
-        return {"scenario": scenario, "did": ["skipped: the game day only runs on the local sandbox"], "undo": ""}
+        return {
+            "scenario": scenario,
+            "did": ["skipped: the game day only runs on the local sandbox"],
+            "undo": "",
+        }
     sb = Sandbox(name)
     st = sb.state()
     if st is None:
@@ -156,10 +189,16 @@ def run_runbook(name: str, output: str = "reports", **parameters: Any) -> pd.Dat
     from opsbook.report import SEVERITY_RANK
 
     rb = find_runbook(name)
-    res = engine_run(rb, parse_parameters(rb.parameters, parameters, rb.name), output=str(Path(output)),
-                     fail_on="critical")
-    rows = sorted(({"severity": f.severity, "check": f.check, "object": f.object, "message": f.message}
-                   for f in res.findings), key=lambda r: -SEVERITY_RANK[r["severity"]])
+    res = engine_run(
+        rb, parse_parameters(rb.parameters, parameters, rb.name), output=str(Path(output)), fail_on="critical"
+    )
+    rows = sorted(
+        (
+            {"severity": f.severity, "check": f.check, "object": f.object, "message": f.message}
+            for f in res.findings
+        ),
+        key=lambda r: -SEVERITY_RANK[r["severity"]],
+    )
     df = pd.DataFrame(rows, columns=["severity", "check", "object", "message"])
     df.attrs["report"] = res.locations.get("html", "")
     df.attrs["status"] = res.status

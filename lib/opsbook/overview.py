@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from kubernetes import client as k8s
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 import opsbook.plots  # noqa: F401 - shows returned Figures as PNG in notebooks
 from opsbook.aws.session import boundary as aws_boundary
@@ -20,8 +21,15 @@ from opsbook.k8s.client import boundary as k8s_boundary
 from opsbook.report import finding
 
 NODE_COLUMNS = ["node", "instance_group", "role", "instance_type", "zone", "instance_id", "ready", "age_h"]
-INSTANCE_COLUMNS = ["instance_id", "instance_group", "instance_type", "zone", "state", "private_dns",
-                    "launch_time"]
+INSTANCE_COLUMNS = [
+    "instance_id",
+    "instance_group",
+    "instance_type",
+    "zone",
+    "state",
+    "private_dns",
+    "launch_time",
+]
 
 
 def nodes_table(api: k8s.ApiClient | None = None) -> pd.DataFrame:
@@ -38,22 +46,27 @@ def nodes_table(api: k8s.ApiClient | None = None) -> pd.DataFrame:
     for n in nodes:
         labels = n.metadata.labels or {}
         ready = next((c.status for c in n.status.conditions or [] if c.type == "Ready"), "Unknown")
-        rows.append({
-            "node": n.metadata.name,
-            "instance_group": labels.get("kops.k8s.io/instancegroup", ""),
-            "role": labels.get("kubernetes.io/role", "control-plane"
-                               if "node-role.kubernetes.io/control-plane" in labels else "node"),
-            "instance_type": labels.get("node.kubernetes.io/instance-type", ""),
-            "zone": labels.get("topology.kubernetes.io/zone", ""),
-            "instance_id": (n.spec.provider_id or "").rsplit("/", 1)[-1],
-            "ready": ready,
-            "age_h": round((now - pd.Timestamp(n.metadata.creation_timestamp)).total_seconds() / 3600, 2),
-        })
+        rows.append(
+            {
+                "node": n.metadata.name,
+                "instance_group": labels.get("kops.k8s.io/instancegroup", ""),
+                "role": labels.get(
+                    "kubernetes.io/role",
+                    "control-plane" if "node-role.kubernetes.io/control-plane" in labels else "node",
+                ),
+                "instance_type": labels.get("node.kubernetes.io/instance-type", ""),
+                "zone": labels.get("topology.kubernetes.io/zone", ""),
+                "instance_id": (n.spec.provider_id or "").rsplit("/", 1)[-1],
+                "ready": ready,
+                "age_h": round((now - pd.Timestamp(n.metadata.creation_timestamp)).total_seconds() / 3600, 2),
+            }
+        )
     return pd.DataFrame(rows, columns=NODE_COLUMNS).sort_values(["instance_group", "node"], ignore_index=True)
 
 
-def instances_table(cluster_name: str, region: str | None = None, ec2: Any = None,
-                    max_age_days: int | None = None) -> pd.DataFrame:
+def instances_table(
+    cluster_name: str, region: str | None = None, ec2: Any = None, max_age_days: int | None = None
+) -> pd.DataFrame:
     """The cluster's EC2 instances (tag ``KubernetesCluster``), optionally only those launched recently.
 
     Returns:
@@ -63,20 +76,23 @@ def instances_table(cluster_name: str, region: str | None = None, ec2: Any = Non
     rows = []
     with aws_boundary("describing the cluster's EC2 instances"):
         pages = ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "tag:KubernetesCluster", "Values": [cluster_name]}])
+            Filters=[{"Name": "tag:KubernetesCluster", "Values": [cluster_name]}]
+        )
         for page in pages:
             for res in page["Reservations"]:
                 for i in res["Instances"]:
                     tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
-                    rows.append({
-                        "instance_id": i["InstanceId"],
-                        "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
-                        "instance_type": i["InstanceType"],
-                        "zone": i["Placement"]["AvailabilityZone"],
-                        "state": i["State"]["Name"],
-                        "private_dns": i.get("PrivateDnsName", ""),
-                        "launch_time": pd.Timestamp(i["LaunchTime"]),
-                    })
+                    rows.append(
+                        {
+                            "instance_id": i["InstanceId"],
+                            "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
+                            "instance_type": i["InstanceType"],
+                            "zone": i["Placement"]["AvailabilityZone"],
+                            "state": i["State"]["Name"],
+                            "private_dns": i.get("PrivateDnsName", ""),
+                            "launch_time": pd.Timestamp(i["LaunchTime"]),
+                        }
+                    )
     df = pd.DataFrame(rows, columns=INSTANCE_COLUMNS)
     if max_age_days is not None and not df.empty:
         df = df[df["launch_time"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=max_age_days)]
@@ -100,14 +116,22 @@ def report_mismatches(joined: pd.DataFrame, not_joined_severity: str = "high") -
     n = 0
     for row in joined.itertuples():
         if row.state == "running" and not isinstance(row.node, str):
-            finding("inventory.instance-not-joined", not_joined_severity,
-                    "running EC2 instance has no Kubernetes node: it never joined or its kubelet is down",
-                    object=str(row.instance_id), group="inventory")
+            finding(
+                "inventory.instance-not-joined",
+                not_joined_severity,
+                "running EC2 instance has no Kubernetes node: it never joined or its kubelet is down",
+                object=str(row.instance_id),
+                group="inventory",
+            )
             n += 1
         elif isinstance(row.node, str) and not isinstance(row.state, str):
-            finding("inventory.node-without-instance", "medium",
-                    "node's providerID points at no EC2 instance of this cluster", object=str(row.node),
-                    group="inventory")
+            finding(
+                "inventory.node-without-instance",
+                "medium",
+                "node's providerID points at no EC2 instance of this cluster",
+                object=str(row.node),
+                group="inventory",
+            )
             n += 1
     return n
 
@@ -127,7 +151,7 @@ def plot_nodes_by_group(nodes: pd.DataFrame) -> Figure:
         ax.barh(counts.index, vals, left=bottom, label=f"Ready={state}", color=colours.get(state, "#555"))
         bottom = vals if bottom is None else bottom + vals
     ax.set_xlabel("nodes")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Nodes per instance group")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

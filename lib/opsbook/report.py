@@ -64,7 +64,9 @@ def _publish(text: str, markdown: str, meta: Mapping[str, Any]) -> None:
     if _in_kernel():
         from IPython.display import display
 
-        display({"text/plain": text, "text/markdown": markdown}, raw=True, metadata={METADATA_KEY: dict(meta)})
+        display(
+            {"text/plain": text, "text/markdown": markdown}, raw=True, metadata={METADATA_KEY: dict(meta)}
+        )
     else:
         print(text)
 
@@ -72,16 +74,34 @@ def _publish(text: str, markdown: str, meta: Mapping[str, Any]) -> None:
 _BADGE = {"info": "ℹ️", "low": "🔵", "medium": "🟡", "high": "🟠", "critical": "🔴"}
 
 
-def finding(check: str, severity: str, message: str, *, object: str = "", group: str = "",
-            evidence: str = "", **data: Any) -> Finding:
+def finding(
+    check: str,
+    severity: str,
+    message: str,
+    *,
+    object: str = "",
+    group: str = "",
+    evidence: str = "",
+    **data: Any,
+) -> Finding:
     """Report one finding (shown in the notebook, read back by the engine)."""
-    f = Finding(check=check, severity=severity, message=message, object=object, group=group,
-                evidence=evidence, data=_jsonable(data))
+    f = Finding(
+        check=check,
+        severity=severity,
+        message=message,
+        object=object,
+        group=group,
+        evidence=evidence,
+        data=_jsonable(data),
+    )
     _COLLECTED.append(f)
     obj = f" `{f.object}`" if f.object else ""
     md = f"{_BADGE[f.severity]} **{f.severity.upper()}** `{f.check}`{obj}: {html.escape(f.message)}"
-    _publish(f"[{f.severity.upper()}] {f.check}{' ' + f.object if f.object else ''}: {f.message}", md,
-             {"finding": asdict(f)})
+    _publish(
+        f"[{f.severity.upper()}] {f.check}{' ' + f.object if f.object else ''}: {f.message}",
+        md,
+        {"finding": asdict(f)},
+    )
     return f
 
 
@@ -91,8 +111,10 @@ def findings(items: Iterable[Finding | Mapping[str, Any]], *, quiet: bool = Fals
     With ``quiet=True`` one summary line is displayed instead of one line per finding,
     but every finding is still recorded for the engine.
     """
-    out = [i if isinstance(i, Finding) else Finding(**{k: v for k, v in i.items() if k in _FIELDS})
-           for i in items]
+    out = [
+        i if isinstance(i, Finding) else Finding(**{k: v for k, v in i.items() if k in _FIELDS})
+        for i in items
+    ]
     if quiet:
         _COLLECTED.extend(out)
         counts = {s: sum(1 for f in out if f.severity == s) for s in SEVERITIES}

@@ -16,8 +16,12 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from opsbook.errors import ApiUnavailable, AwsError
 
 MISSING_API_CODES = {
-    "InvalidAction", "UnknownOperationException", "NotImplemented", "UnsupportedOperation",
-    "InvalidClientTokenId", "UnrecognizedClientException",
+    "InvalidAction",
+    "UnknownOperationException",
+    "NotImplemented",
+    "UnsupportedOperation",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
 }
 DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
 
@@ -41,7 +45,7 @@ def boundary(what: str) -> Iterator[None]:
         code = e.response.get("Error", {}).get("Code", "")
         msg = e.response.get("Error", {}).get("Message", "")
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in MISSING_API_CODES or status == 404 and "not yet implemented" in msg.lower():
+        if code in MISSING_API_CODES or (status == 404 and "not yet implemented" in msg.lower()):
             raise ApiUnavailable(f"{what}: this API is not available here ({code}: {msg})") from e
         if code in DENIED_CODES:
             raise ApiUnavailable(
@@ -55,7 +59,9 @@ def boundary(what: str) -> Iterator[None]:
             "the sandbox env file (`source $(opsbook sandbox env --path)`)."
         ) from e
     except EndpointConnectionError as e:
-        raise AwsError(f"{what}: cannot reach the AWS endpoint ({e}). Is the sandbox up (`opsbook sandbox status`)?") from e
+        raise AwsError(
+            f"{what}: cannot reach the AWS endpoint ({e}). Is the sandbox up (`opsbook sandbox status`)?"
+        ) from e
     except BotoCoreError as e:
         raise AwsError(f"{what}: {e}") from e
     except NotImplementedError as e:  # moto raises this for unimplemented actions in some versions

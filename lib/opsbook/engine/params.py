@@ -82,8 +82,14 @@ def parameter_from_inspection(p: Mapping[str, Any]) -> Parameter:
         hi = float(m.group(2)) if m.group(2) else None
     optional = "None" in type_name or "Optional" in type_name
     return Parameter(
-        name=str(p["name"]), type=type_name, default=default, help=help_text,
-        required=default is None and not optional, choices=choices, minimum=lo, maximum=hi,
+        name=str(p["name"]),
+        type=type_name,
+        default=default,
+        help=help_text,
+        required=default is None and not optional,
+        choices=choices,
+        minimum=lo,
+        maximum=hi,
         is_datetime="<datetime>" in help_text,
     )
 
@@ -134,7 +140,7 @@ def coerce(param: Parameter, raw: Any) -> Any:
             if not isinstance(value, dict):
                 raise ValueError("expected a JSON object")
         else:
-            if not isinstance(raw, str | int | float) or isinstance(raw, bool) and t == "str":
+            if not isinstance(raw, str | int | float) or (isinstance(raw, bool) and t == "str"):
                 raise ValueError("expected text")
             value = str(raw)
     except (ValueError, TypeError, json.JSONDecodeError) as e:
@@ -144,7 +150,7 @@ def coerce(param: Parameter, raw: Any) -> Any:
 
 
 def _parse_list(raw: Any, t: str) -> list[Any]:
-    inner = t[t.find("[") + 1:t.rfind("]")] if "[" in t else "str"
+    inner = t[t.find("[") + 1 : t.rfind("]")] if "[" in t else "str"
     if isinstance(raw, list):
         items = raw
     else:
@@ -186,8 +192,9 @@ def parse_datetime(s: str, where: str = "timestamp") -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def parse_parameters(declared: tuple[Parameter, ...] | list[Parameter], raw: Mapping[str, Any],
-                     runbook: str = "runbook") -> dict[str, Any]:
+def parse_parameters(
+    declared: tuple[Parameter, ...] | list[Parameter], raw: Mapping[str, Any], runbook: str = "runbook"
+) -> dict[str, Any]:
     """Check and convert raw parameter values against a runbook's declarations.
 
     Args:
@@ -218,16 +225,22 @@ def parse_parameters(declared: tuple[Parameter, ...] | list[Parameter], raw: Map
     out: dict[str, Any] = {}
     for name, value in raw.items():
         if SECRET_NAME.search(name):
-            raise BadInput(f"parameter {name!r} looks like a secret; parameters are written verbatim into the "
-                           "saved notebook. Pass secrets through the environment or a mounted file instead.")
+            raise BadInput(
+                f"parameter {name!r} looks like a secret; parameters are written verbatim into the "
+                "saved notebook. Pass secrets through the environment or a mounted file instead."
+            )
         out[name] = coerce(by_name[name], value)
         from opsbook.engine.redact import looks_secret
 
         if isinstance(out[name], str) and looks_secret(out[name]):
-            raise BadInput(f"the value of parameter {name!r} looks like a secret (key, token or private key); "
-                           "parameters are saved verbatim in reports. Pass a path or an environment variable "
-                           "name instead.")
+            raise BadInput(
+                f"the value of parameter {name!r} looks like a secret (key, token or private key); "
+                "parameters are saved verbatim in reports. Pass a path or an environment variable "
+                "name instead."
+            )
     missing = [p.name for p in declared if p.required and p.name not in out]
     if missing:
-        raise BadInput(f"{runbook} needs {', '.join(missing)}: pass -p NAME=VALUE. See `opsbook describe {runbook}`.")
+        raise BadInput(
+            f"{runbook} needs {', '.join(missing)}: pass -p NAME=VALUE. See `opsbook describe {runbook}`."
+        )
     return out

@@ -34,7 +34,7 @@ def commands(directory: Path) -> list[Command]:
     for md in sorted(directory.glob("*.md")):
         text = md.read_text()
         for block in FENCE.finditer(text):
-            start_line = text[:block.start()].count("\n") + 2
+            start_line = text[: block.start()].count("\n") + 2
             for i, line in enumerate(block.group(1).splitlines()):
                 stripped = line.strip().removeprefix("$ ")
                 if stripped.startswith("opsbook "):

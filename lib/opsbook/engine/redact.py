@@ -24,8 +24,10 @@ PATTERNS = [
     re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{12,}"),
-    re.compile(r"(?i)((?:client-key-data|client-certificate-data|certificate-authority-data|token|password)"
-               r"\"?\s*[:=]\s*\"?)([A-Za-z0-9._~+/=-]{12,})"),
+    re.compile(
+        r"(?i)((?:client-key-data|client-certificate-data|certificate-authority-data|token|password)"
+        r"\"?\s*[:=]\s*\"?)([A-Za-z0-9._~+/=-]{12,})"
+    ),
 ]
 
 
@@ -54,8 +56,15 @@ def redact_text(text: str, values: Iterable[str] = ()) -> str:
     return text
 
 
-_TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json",
-               "application/javascript", "text/csv")
+_TEXT_MIMES = (
+    "text/plain",
+    "text/html",
+    "text/markdown",
+    "text/latex",
+    "application/json",
+    "application/javascript",
+    "text/csv",
+)
 
 
 def redact_notebook(nb: Any, values: Iterable[str] = ()) -> int:

@@ -13,8 +13,13 @@ from traitlets.config import Config
 if TYPE_CHECKING:
     from opsbook.engine.run import RunResult
 
-SEVERITY_COLOURS = {"critical": "#b00020", "high": "#e65100", "medium": "#f9a825", "low": "#1565c0",
-                    "info": "#607d8b"}
+SEVERITY_COLOURS = {
+    "critical": "#b00020",
+    "high": "#e65100",
+    "medium": "#f9a825",
+    "low": "#1565c0",
+    "info": "#607d8b",
+}
 STATUS_COLOURS = {"ok": "#2e7d32", "findings": "#e65100", "failed": "#b00020"}
 
 
@@ -27,15 +32,25 @@ def _header(result: RunResult) -> str:
     s = result.summary()
     colour = STATUS_COLOURS.get(result.status, "#333")
     counts = ", ".join(f"{n} {k}" for k, n in s["finding_counts"].items() if n) or "no findings"
-    params = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(json.dumps(v))}"
-                     "</code></td></tr>" for k, v in result.parameters.items()) or "<tr><td>defaults</td></tr>"
+    params = (
+        "".join(
+            f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(json.dumps(v))}"
+            "</code></td></tr>"
+            for k, v in result.parameters.items()
+        )
+        or "<tr><td>defaults</td></tr>"
+    )
     failed = ""
     if result.failed_step:
-        failed = (f"<p><b>Failed at step:</b> {html.escape(result.failed_step)}<br>"
-                  f"<code>{html.escape(result.error or '')}</code></p>")
+        failed = (
+            f"<p><b>Failed at step:</b> {html.escape(result.failed_step)}<br>"
+            f"<code>{html.escape(result.error or '')}</code></p>"
+        )
     arts = [(k.split(":", 1)[1], v) for k, v in result.locations.items() if k.startswith("artifact:")]
     if arts:
-        links = " · ".join(f"<a href='{html.escape(v.rsplit('/', 1)[-1])}'>{html.escape(n)}</a>" for n, v in arts)
+        links = " · ".join(
+            f"<a href='{html.escape(v.rsplit('/', 1)[-1])}'>{html.escape(n)}</a>" for n, v in arts
+        )
         failed += f"<p><b>Also saved:</b> {links}</p>"
     return (
         f"<div style='border-left:6px solid {colour};padding:8px 16px;margin:16px 0;background:#fafafa'>"

@@ -9,6 +9,7 @@ never damages earlier reports.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -188,8 +189,13 @@ def run_runbook(
             progress(StepEvent(code_cells.index(cell_index) + 1, total, names.get(cell_index, "")))
 
     client = NotebookClient(
-        nb, timeout=int(timeout), kernel_name="python3", allow_errors=False, record_timing=True,
-        resources={"metadata": {"path": str(runbook.path.parent)}}, on_cell_start=on_cell_start,
+        nb,
+        timeout=int(timeout),
+        kernel_name="python3",
+        allow_errors=False,
+        record_timing=True,
+        resources={"metadata": {"path": str(runbook.path.parent)}},
+        on_cell_start=on_cell_start,
         extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no startup chatter in reports or terminals
     )
     try:
@@ -197,7 +203,7 @@ def run_runbook(
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
         failed_step = names.get(current["index"], f"cell {current['index']}")
         error = _short_error(e)
-    except Exception as e:  # noqa: BLE001 - kernel start failures etc. become an execution error record
+    except Exception as e:
         failed_step = names.get(current["index"], "starting the kernel")
         error = f"{e.__class__.__name__}: {e}"
         log.debug("run failed: %s", traceback.format_exc())
@@ -211,40 +217,59 @@ def run_runbook(
     if failed_step is not None:
         status, code = STATUS_FAILED, 3
         error = redact_text(error or "", secrets)
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(
-            f"## ❌ Runbook failed at step: {failed_step}\n\n```\n{error}\n```\n\n"
-            "Steps after this one did not run. Fix the cause above and run again."))
+        nb.cells.insert(
+            0,
+            nbformat.v4.new_markdown_cell(
+                f"## ❌ Runbook failed at step: {failed_step}\n\n```\n{error}\n```\n\n"
+                "Steps after this one did not run. Fix the cause above and run again."
+            ),
+        )
     elif any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[fail_on] for f in findings):
         status, code = STATUS_FINDINGS, 1
     else:
         status, code = STATUS_OK, 0
 
     result = RunResult(
-        runbook=runbook.name, run_id=run_id, status=status, exit_code=code, started=started, ended=ended,
-        parameters=dict(parameters), findings=findings, records=records, failed_step=failed_step, error=error,
+        runbook=runbook.name,
+        run_id=run_id,
+        status=status,
+        exit_code=code,
+        started=started,
+        ended=ended,
+        parameters=dict(parameters),
+        findings=findings,
+        records=records,
+        failed_step=failed_step,
+        error=error,
     )
     nb.metadata.setdefault(METADATA_KEY, {})["run"] = {
-        "run_id": run_id, "status": status, "started": started.isoformat(), "ended": ended.isoformat()}
+        "run_id": run_id,
+        "status": status,
+        "started": started.isoformat(),
+        "ended": ended.isoformat(),
+    }
     redact_notebook(nb, secrets)
     nb_text = nbformat.writes(nb)
     result.locations = store.locations(runbook.name, run_id)
     for f in sorted(Path(artifacts_dir).rglob("*")):
         if f.is_file():
             data = f.read_bytes()
-            try:
+            with contextlib.suppress(UnicodeDecodeError):
                 data = redact_text(data.decode("utf-8"), secrets).encode("utf-8")
-            except UnicodeDecodeError:
-                pass
             rel = str(f.relative_to(artifacts_dir)).replace(os.sep, "_")
             result.locations[f"artifact:{rel}"] = store.write_artifact(runbook.name, run_id, rel, data)
     shutil.rmtree(artifacts_dir, ignore_errors=True)
     html = render.notebook_html(nb, result)
     summary = render.summary_json(result)
-    store.write_run(runbook.name, run_id, {
-        "ipynb": redact_text(nb_text, secrets),
-        "html": redact_text(html, secrets),
-        "json": redact_text(summary, secrets),
-    })
+    store.write_run(
+        runbook.name,
+        run_id,
+        {
+            "ipynb": redact_text(nb_text, secrets),
+            "html": redact_text(html, secrets),
+            "json": redact_text(summary, secrets),
+        },
+    )
     store.write_index(render.index_html(store.list_summaries()))
     return result
 

@@ -32,13 +32,23 @@ def validate_cron(expr: str) -> str:
         return expr
     fields = expr.split()
     if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
-        raise BadInput(f"--cron {expr!r} is not a five-field cron expression such as '*/10 * * * *' "
-                       "(minute hour day-of-month month day-of-week).")
+        raise BadInput(
+            f"--cron {expr!r} is not a five-field cron expression such as '*/10 * * * *' "
+            "(minute hour day-of-month month day-of-week)."
+        )
     return expr
 
 
-def render(runbook: str, cron: str, parameters: dict[str, Any], output: str, image: str = DEFAULT_IMAGE,
-           fail_on: str = "high", timeout_s: int = 1800, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+def render(
+    runbook: str,
+    cron: str,
+    parameters: dict[str, Any],
+    output: str,
+    image: str = DEFAULT_IMAGE,
+    fail_on: str = "high",
+    timeout_s: int = 1800,
+    namespace: str = NAMESPACE,
+) -> list[dict[str, Any]]:
     """Manifests that run ``opsbook run RUNBOOK`` on a schedule.
 
     Args:
@@ -56,50 +66,90 @@ def render(runbook: str, cron: str, parameters: dict[str, Any], output: str, ima
     """
     validate_cron(cron)
     name = f"opsbook-{runbook}"[:52]
-    labels = {"app.kubernetes.io/name": "opsbook", "app.kubernetes.io/component": "scheduled-runbook",
-              "opsbook.io/runbook": runbook}
+    labels = {
+        "app.kubernetes.io/name": "opsbook",
+        "app.kubernetes.io/component": "scheduled-runbook",
+        "opsbook.io/runbook": runbook,
+    }
     params_yaml = yaml.safe_dump(parameters, sort_keys=True)
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace, "labels": labels}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": f"{SERVICE_ACCOUNT}-{namespace}", "labels": labels},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
-         "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}]},
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": f"{name}-params", "namespace": namespace, "labels": labels},
-         "data": {"params.yaml": params_yaml}},
-        {"apiVersion": "batch/v1", "kind": "CronJob",
-         "metadata": {"name": name, "namespace": namespace, "labels": labels},
-         "spec": {
-             "schedule": cron,
-             "concurrencyPolicy": "Forbid",
-             "startingDeadlineSeconds": 300,
-             "successfulJobsHistoryLimit": 3,
-             "failedJobsHistoryLimit": 5,
-             "jobTemplate": {"metadata": {"labels": labels}, "spec": {
-                 "backoffLimit": 0,
-                 "activeDeadlineSeconds": timeout_s,
-                 "ttlSecondsAfterFinished": 86400,
-                 "template": {"metadata": {"labels": labels}, "spec": {
-                     "serviceAccountName": SERVICE_ACCOUNT,
-                     "restartPolicy": "Never",
-                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                     "containers": [{
-                         "name": "opsbook",
-                         "image": image,
-                         "args": ["run", runbook, "-f", "/etc/opsbook/params.yaml", "--output", output,
-                                  "--fail-on", fail_on, "--timeout", str(timeout_s)],
-                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
-                                       "limits": {"memory": "1Gi"}},
-                         "volumeMounts": [{"name": "params", "mountPath": "/etc/opsbook", "readOnly": True}],
-                         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": False},
-                     }],
-                     "volumes": [{"name": "params", "configMap": {"name": f"{name}-params"}}],
-                 }},
-             }},
-         }},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace, "labels": labels},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"{SERVICE_ACCOUNT}-{namespace}", "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
+            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{name}-params", "namespace": namespace, "labels": labels},
+            "data": {"params.yaml": params_yaml},
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {
+                "schedule": cron,
+                "concurrencyPolicy": "Forbid",
+                "startingDeadlineSeconds": 300,
+                "successfulJobsHistoryLimit": 3,
+                "failedJobsHistoryLimit": 5,
+                "jobTemplate": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "backoffLimit": 0,
+                        "activeDeadlineSeconds": timeout_s,
+                        "ttlSecondsAfterFinished": 86400,
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {
+                                "serviceAccountName": SERVICE_ACCOUNT,
+                                "restartPolicy": "Never",
+                                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                                "containers": [
+                                    {
+                                        "name": "opsbook",
+                                        "image": image,
+                                        "args": [
+                                            "run",
+                                            runbook,
+                                            "-f",
+                                            "/etc/opsbook/params.yaml",
+                                            "--output",
+                                            output,
+                                            "--fail-on",
+                                            fail_on,
+                                            "--timeout",
+                                            str(timeout_s),
+                                        ],
+                                        "resources": {
+                                            "requests": {"cpu": "100m", "memory": "256Mi"},
+                                            "limits": {"memory": "1Gi"},
+                                        },
+                                        "volumeMounts": [
+                                            {"name": "params", "mountPath": "/etc/opsbook", "readOnly": True}
+                                        ],
+                                        "securityContext": {
+                                            "allowPrivilegeEscalation": False,
+                                            "readOnlyRootFilesystem": False,
+                                        },
+                                    }
+                                ],
+                                "volumes": [{"name": "params", "configMap": {"name": f"{name}-params"}}],
+                            },
+                        },
+                    },
+                },
+            },
+        },
     ]
 
 

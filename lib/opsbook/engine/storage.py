@@ -126,8 +126,12 @@ class S3Storage:
         types = {"ipynb": "application/x-ipynb+json", "html": "text/html", "json": "application/json"}
         with boundary(f"writing the report to s3://{self.bucket}/{self.prefix}"):
             for ext in ("ipynb", "html", "json"):
-                self.s3.put_object(Bucket=self.bucket, Key=self._key(runbook, f"{run_id}.{ext}"),
-                                   Body=files[ext].encode(), ContentType=types[ext])
+                self.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=self._key(runbook, f"{run_id}.{ext}"),
+                    Body=files[ext].encode(),
+                    ContentType=types[ext],
+                )
 
     def write_artifact(self, runbook: str, run_id: str, name: str, data: bytes) -> str:
         """Upload ``<run_id>.<name>`` beside the report."""
@@ -141,7 +145,8 @@ class S3Storage:
         out = []
         with boundary(f"listing reports in s3://{self.bucket}/{self.prefix}"):
             pages = self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._key() + "/" if self.prefix else "")
+                Bucket=self.bucket, Prefix=self._key() + "/" if self.prefix else ""
+            )
             for page in pages:
                 for obj in page.get("Contents", []):
                     if obj["Key"].endswith(".json"):
@@ -152,5 +157,6 @@ class S3Storage:
     def write_index(self, html: str) -> None:
         """Upload index.html."""
         with boundary("writing the report index"):
-            self.s3.put_object(Bucket=self.bucket, Key=self._key("index.html"), Body=html.encode(),
-                               ContentType="text/html")
+            self.s3.put_object(
+                Bucket=self.bucket, Key=self._key("index.html"), Body=html.encode(), ContentType="text/html"
+            )

@@ -79,7 +79,9 @@ def list_all(fn: Callable[..., Any], *args: Any, limit: int = 500, **kwargs: Any
     items: list[Any] = []
     token: str | None = None
     while True:
-        page = fn(*args, limit=limit, _continue=token, **kwargs) if token else fn(*args, limit=limit, **kwargs)
+        page = (
+            fn(*args, limit=limit, _continue=token, **kwargs) if token else fn(*args, limit=limit, **kwargs)
+        )
         items.extend(page.items)
         token = page.metadata._continue
         if not token:

@@ -53,16 +53,14 @@ class ClusterSpec:
 
     def instance_groups(self) -> list[InstanceGroup]:
         """Instance groups as kops creates them: one master IG per master zone, nodes spread over zones."""
-        igs = [
-            InstanceGroup(f"master-{z}", "Master", self.master_size, z, 1, 1)
-            for z in self.master_zones
-        ]
+        igs = [InstanceGroup(f"master-{z}", "Master", self.master_size, z, 1, 1) for z in self.master_zones]
         per_zone = distribute(self.node_count, len(self.zones))
         for zone, count in zip(self.zones, per_zone, strict=True):
             if count:
                 igs.append(
-                    InstanceGroup(f"nodes-{zone}", "Node", self.node_size, zone, count, count,
-                                  self.node_cpu_credits)
+                    InstanceGroup(
+                        f"nodes-{zone}", "Node", self.node_size, zone, count, count, self.node_cpu_credits
+                    )
                 )
         return igs
 

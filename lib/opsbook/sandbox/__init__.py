@@ -82,7 +82,9 @@ class SandboxState:
             "KOPS_STATE_STORE": "s3://opsbook-kops-state",
             "KOPS_CLUSTER_NAME": self.cluster_name,
             "OPSBOOK_SANDBOX": self.name,
-            "OPSBOOK_KUBECTL": str(tc.kubectl) if tc.kubectl.exists() else (shutil.which("kubectl") or "kubectl"),
+            "OPSBOOK_KUBECTL": str(tc.kubectl)
+            if tc.kubectl.exists()
+            else (shutil.which("kubectl") or "kubectl"),
         }
 
 
@@ -108,7 +110,9 @@ class Sandbox:
         tmp = self.dir / "sandbox.json.tmp"
         tmp.write_text(json.dumps(asdict(st), indent=2))
         tmp.replace(self.dir / "sandbox.json")
-        lines = ["# opsbook sandbox environment: source this file (`source " + str(env_file(self.name)) + "`)"]
+        lines = [
+            "# opsbook sandbox environment: source this file (`source " + str(env_file(self.name)) + "`)"
+        ]
         lines += [f"export {k}={_shell_quote(v)}" for k, v in st.env().items()]
         tc = Toolchain.expected()
         if tc.kubectl.exists():
@@ -163,8 +167,14 @@ class Sandbox:
 
         kcfg = self._start_cluster(backend, kubeconfig, timing, say)
         st = SandboxState(
-            name=self.name, backend=backend, kubeconfig=str(kcfg), aws_endpoint=endpoint,
-            region=spec.region, cluster_name=spec.name, spec=asdict(spec), timing=asdict(timing),
+            name=self.name,
+            backend=backend,
+            kubeconfig=str(kcfg),
+            aws_endpoint=endpoint,
+            region=spec.region,
+            cluster_name=spec.name,
+            spec=asdict(spec),
+            timing=asdict(timing),
             started_at=previous.started_at if previous else time.time(),
         )
         self._save(st)
@@ -206,7 +216,9 @@ class Sandbox:
     def _start_cluster(self, backend: str, kubeconfig: Path | None, timing: kc.Timing, say: Progress) -> Path:
         if backend == "kubeconfig":
             if kubeconfig is None or not kubeconfig.exists():
-                raise SandboxError(f"--kubeconfig {kubeconfig} does not exist: give the path of a kubeconfig file")
+                raise SandboxError(
+                    f"--kubeconfig {kubeconfig} does not exist: give the path of a kubeconfig file"
+                )
             kc.wait_api(kubeconfig, timeout=15)
             return kubeconfig
         if backend == "kind":
@@ -220,14 +232,20 @@ class Sandbox:
             say(f"restarted stopped components of cluster {self.name!r}: {', '.join(restarted)}")
         elif running:
             say(f"starting stopped cluster {self.name!r}")
-            proc = subprocess.run([str(tc.kwokctl), "start", "cluster", "--name", self.name],
-                                  env=kc.kwok_env(tc, self.kwok_workdir), capture_output=True, text=True,
-                                  check=False)
+            proc = subprocess.run(
+                [str(tc.kwokctl), "start", "cluster", "--name", self.name],
+                env=kc.kwok_env(tc, self.kwok_workdir),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode != 0:
                 raise SandboxError(f"kwokctl start cluster failed: {proc.stderr.strip()[-2000:]}")
         else:
-            say(f"starting control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) "
-                f"heartbeat-factor={timing.heartbeat_factor}")
+            say(
+                f"starting control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) "
+                f"heartbeat-factor={timing.heartbeat_factor}"
+            )
             kc.kwok_create(tc, self.kwok_workdir, self.name, self.kubeconfig, timing, port=free_port())
         kc.wait_api(self.kubeconfig, timeout=90)
         kc.save_cmdlines(self.kwok_workdir, self.name)
@@ -237,17 +255,36 @@ class Sandbox:
         clusters = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True, check=False)
         if self.name not in clusters.stdout.split():
             say(f"creating kind cluster {self.name!r}")
-            subprocess.run(["kind", "create", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig),
-                            "--wait", "120s"], check=True)
+            subprocess.run(
+                [
+                    "kind",
+                    "create",
+                    "cluster",
+                    "--name",
+                    self.name,
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    "--wait",
+                    "120s",
+                ],
+                check=True,
+            )
         tc = ensure_toolchain(say)
         # simulated kops nodes on top of kind: run kwok's controller locally against it
         from opsbook.sandbox.procs import read_pid, spawn
 
         if read_pid(self.dir / "kwok.pid") is None:
-            spawn([str(tc.kwok), f"--kubeconfig={self.kubeconfig}", "--manage-all-nodes=false",
-                   f"--manage-nodes-with-annotation-selector={kc.MANAGED_ANNOTATION}={kc.MANAGED_VALUE}",
-                   f"--node-lease-duration-seconds={max(1, int(40 * timing.heartbeat_factor))}"],
-                  self.dir / "kwok.log", self.dir / "kwok.pid")
+            spawn(
+                [
+                    str(tc.kwok),
+                    f"--kubeconfig={self.kubeconfig}",
+                    "--manage-all-nodes=false",
+                    f"--manage-nodes-with-annotation-selector={kc.MANAGED_ANNOTATION}={kc.MANAGED_VALUE}",
+                    f"--node-lease-duration-seconds={max(1, int(40 * timing.heartbeat_factor))}",
+                ],
+                self.dir / "kwok.log",
+                self.dir / "kwok.pid",
+            )
         return self.kubeconfig
 
     def _wait_nodes_ready(self, api: k8s.ApiClient, count: int, timeout: float = 60) -> None:
@@ -297,10 +334,19 @@ class Sandbox:
             return out
         from opsbook.sandbox.procs import read_pid
 
-        out.update({"backend": st.backend, "kubeconfig": st.kubeconfig, "aws_endpoint": st.aws_endpoint,
-                    "cluster_name": st.cluster_name, "env_file": str(env_file(self.name))})
+        out.update(
+            {
+                "backend": st.backend,
+                "kubeconfig": st.kubeconfig,
+                "aws_endpoint": st.aws_endpoint,
+                "cluster_name": st.cluster_name,
+                "env_file": str(env_file(self.name)),
+            }
+        )
         out["moto"] = read_pid(self.dir / "moto.pid") is not None
-        out["components"] = kc.components_running(self.kwok_workdir, self.name) if st.backend == "kwok" else {}
+        out["components"] = (
+            kc.components_running(self.kwok_workdir, self.name) if st.backend == "kwok" else {}
+        )
         try:
             from opsbook.k8s.client import api_client
 
@@ -311,7 +357,7 @@ class Sandbox:
                 out["api"] = True
             finally:
                 api.close()
-        except Exception as e:  # noqa: BLE001 - status reports, never raises
+        except Exception as e:
             out["api"] = False
             out["api_error"] = str(e)[:200]
         out["up"] = bool(out["moto"] and out.get("api"))

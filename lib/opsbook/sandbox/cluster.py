@@ -64,15 +64,19 @@ def kwok_env(tc: Toolchain, workdir: Path) -> dict[str, str]:
     return env
 
 
-def _kwokctl(tc: Toolchain, workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _kwokctl(
+    tc: Toolchain, workdir: Path, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     cmd = [str(tc.kwokctl), *args]
     log.debug("running %s", cmd)
-    return subprocess.run(cmd, env=kwok_env(tc, workdir), capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        cmd, env=kwok_env(tc, workdir), capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
-def kwok_create(tc: Toolchain, workdir: Path, name: str, kubeconfig: Path, timing: Timing,
-                port: int | None = None) -> None:
+def kwok_create(
+    tc: Toolchain, workdir: Path, name: str, kubeconfig: Path, timing: Timing, port: int | None = None
+) -> None:
     """Create (or reuse) a kwokctl cluster with the built binaries."""
     # kwokctl v0.8.0's --extra-args panics when two components each get several args
     # (it indexes patches by flag position), so the patches go in a config file instead.
@@ -98,16 +102,32 @@ def kwok_create(tc: Toolchain, workdir: Path, name: str, kubeconfig: Path, timin
     config = workdir / f"{name}-kwokctl.yaml"
     config.write_text("\n".join(lines) + "\n")
     args = [
-        "--config", str(config),
-        "create", "cluster", "--name", name, "--runtime", "binary",
-        "--kube-apiserver-binary", str(tc.kube_apiserver),
-        "--kube-controller-manager-binary", str(tc.kube_controller_manager),
-        "--kube-scheduler-binary", str(tc.kube_scheduler),
-        "--kwok-controller-binary", str(tc.kwok),
-        "--etcd-binary", str(tc.etcd),
-        "--kubeconfig", str(kubeconfig),
-        "--heartbeat-factor", str(timing.heartbeat_factor),
-        "--wait", "120s", "--timeout", "300s",
+        "--config",
+        str(config),
+        "create",
+        "cluster",
+        "--name",
+        name,
+        "--runtime",
+        "binary",
+        "--kube-apiserver-binary",
+        str(tc.kube_apiserver),
+        "--kube-controller-manager-binary",
+        str(tc.kube_controller_manager),
+        "--kube-scheduler-binary",
+        str(tc.kube_scheduler),
+        "--kwok-controller-binary",
+        str(tc.kwok),
+        "--etcd-binary",
+        str(tc.etcd),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--heartbeat-factor",
+        str(timing.heartbeat_factor),
+        "--wait",
+        "120s",
+        "--timeout",
+        "300s",
     ]
     if port:
         args += ["--kube-apiserver-port", str(port)]
@@ -136,7 +156,7 @@ def kwok_delete(tc: Toolchain, workdir: Path, name: str, kubeconfig: Path) -> No
 
 
 def cluster_dir(workdir: Path, name: str) -> Path:
-    """kwokctl's directory for one cluster (pids/, logs/, kwok.yaml, pki/)."""
+    """Kwokctl's directory for one cluster (pids/, logs/, kwok.yaml, pki/)."""
     return workdir / "clusters" / name
 
 
@@ -202,9 +222,9 @@ def start_component(workdir: Path, name: str, component: str) -> int:
 
 def wait_api(kubeconfig: Path, timeout: float = 60) -> None:
     """Wait until the API server at ``kubeconfig`` answers ``/readyz``."""
-    from opsbook.k8s.client import api_client
-
     from kubernetes import client as k8s
+
+    from opsbook.k8s.client import api_client
 
     def ready() -> bool:
         api = api_client(str(kubeconfig))

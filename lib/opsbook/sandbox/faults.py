@@ -89,22 +89,38 @@ def kubelet_resync(api: k8s.ApiClient) -> int:
     """
     _guard_local(api)
     core = k8s.CoreV1Api(api)
-    ready = {n.metadata.name for n in core.list_node().items
-             if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])}
+    ready = {
+        n.metadata.name
+        for n in core.list_node().items
+        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+    }
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     fixed = 0
     for p in core.list_pod_for_all_namespaces().items:
         conds = {c.type: c.status for c in p.status.conditions or []}
-        if (p.spec.node_name in ready and not p.metadata.deletion_timestamp and p.status.phase == "Running"
-                and conds.get("Ready") == "False" and conds.get("ContainersReady") == "True"):
-            core.patch_namespaced_pod_status(p.metadata.name, p.metadata.namespace, {
-                "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}})
+        if (
+            p.spec.node_name in ready
+            and not p.metadata.deletion_timestamp
+            and p.status.phase == "Running"
+            and conds.get("Ready") == "False"
+            and conds.get("ContainersReady") == "True"
+        ):
+            core.patch_namespaced_pod_status(
+                p.metadata.name,
+                p.metadata.namespace,
+                {"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}},
+            )
             fixed += 1
     return fixed
 
 
-def mark_not_ready(sandbox: Sandbox, api: k8s.ApiClient, node: str, reason: str = "KubeletNotReady",
-                   message: str = "container runtime is down") -> None:
+def mark_not_ready(
+    sandbox: Sandbox,
+    api: k8s.ApiClient,
+    node: str,
+    reason: str = "KubeletNotReady",
+    message: str = "container runtime is down",
+) -> None:
     """Stop the node's heartbeats and post Ready=False as a failing kubelet would.
 
     The node controller then taints it ``node.kubernetes.io/not-ready:NoExecute``.
@@ -118,8 +134,15 @@ def mark_not_ready(sandbox: Sandbox, api: k8s.ApiClient, node: str, reason: str 
     for c in node_obj.status.conditions or []:
         d = api.sanitize_for_serialization(c)
         if c.type == "Ready":
-            d.update({"status": "False", "reason": reason, "message": message,
-                      "lastHeartbeatTime": now, "lastTransitionTime": now})
+            d.update(
+                {
+                    "status": "False",
+                    "reason": reason,
+                    "message": message,
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            )
         conds.append(d)
     core.patch_node_status(node, {"status": {"conditions": conds}})
 
@@ -166,11 +189,16 @@ def seed_metrics(series: Iterable[MetricSeries], region: str | None = None, cw: 
     for s in series:
         dims = [{"Name": k, "Value": v} for k, v in s.dimensions.items()]
         data = [
-            {"MetricName": s.name, "Dimensions": dims, "Timestamp": s.start + i * s.step,
-             "Value": float(v), "Unit": s.unit}
+            {
+                "MetricName": s.name,
+                "Dimensions": dims,
+                "Timestamp": s.start + i * s.step,
+                "Value": float(v),
+                "Unit": s.unit,
+            }
             for i, v in enumerate(s.values)
         ]
         for i in range(0, len(data), 1000):
-            cw.put_metric_data(Namespace=s.namespace, MetricData=data[i:i + 1000])
+            cw.put_metric_data(Namespace=s.namespace, MetricData=data[i : i + 1000])
         written += len(data)
     return written

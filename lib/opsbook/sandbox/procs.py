@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,14 +45,24 @@ def read_pid(pid_file: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def spawn(cmd: Sequence[str], log_file: Path, pid_file: Path, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None) -> int:
+def spawn(
+    cmd: Sequence[str],
+    log_file: Path,
+    pid_file: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
     """Start ``cmd`` detached from this process (own session), logging to ``log_file``."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
-            list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+            list(cmd),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
         )
     pid_file.write_text(str(proc.pid))
     return proc.pid
@@ -65,10 +76,8 @@ def terminate(pid: int, timeout: float = 10.0) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         if not pid_alive(pid):
             return
         time.sleep(0.1)
@@ -86,10 +95,12 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
         try:
             if check():
                 return
-        except Exception as e:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as e:
             last = e
         time.sleep(interval)
-    raise SandboxError(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last})" if last else ""))
+    raise SandboxError(
+        f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last})" if last else "")
+    )
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

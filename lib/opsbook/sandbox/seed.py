@@ -75,8 +75,9 @@ def seed_aws(spec: ClusterSpec) -> list[SeededInstance]:
         lt_data: dict[str, Any] = {
             "ImageId": "ami-12c6146b",  # moto's default Ubuntu image
             "InstanceType": ig.machine_type,
-            "TagSpecifications": [{"ResourceType": "instance",
-                                   "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ],
         }
         if ig.cpu_credits:
             lt_data["CreditSpecification"] = {"CpuCredits": ig.cpu_credits}
@@ -84,10 +85,20 @@ def seed_aws(spec: ClusterSpec) -> list[SeededInstance]:
         asg.create_auto_scaling_group(
             AutoScalingGroupName=name,
             LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
-            MinSize=ig.min_size, MaxSize=ig.max_size, DesiredCapacity=ig.min_size,
+            MinSize=ig.min_size,
+            MaxSize=ig.max_size,
+            DesiredCapacity=ig.min_size,
             VPCZoneIdentifier=subnets[ig.zone],
-            Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True, "ResourceId": name,
-                   "ResourceType": "auto-scaling-group"} for k, v in tags.items()],
+            Tags=[
+                {
+                    "Key": k,
+                    "Value": v,
+                    "PropagateAtLaunch": True,
+                    "ResourceId": name,
+                    "ResourceType": "auto-scaling-group",
+                }
+                for k, v in tags.items()
+            ],
         )
         log.info("created ASG %s (%s x %s)", name, ig.min_size, ig.machine_type)
     return list_instances(spec)
@@ -98,21 +109,25 @@ def list_instances(spec: ClusterSpec) -> list[SeededInstance]:
     ec2 = aws_client("ec2", spec.region)
     out: list[SeededInstance] = []
     pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[{"Name": "tag:KubernetesCluster", "Values": [spec.name]},
-                 {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        Filters=[
+            {"Name": "tag:KubernetesCluster", "Values": [spec.name]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
     )
     for page in pages:
         for res in page["Reservations"]:
             for inst in res["Instances"]:
                 tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-                out.append(SeededInstance(
-                    instance_id=inst["InstanceId"],
-                    instance_group=tags.get("kops.k8s.io/instancegroup", "?"),
-                    instance_type=inst["InstanceType"],
-                    zone=inst["Placement"]["AvailabilityZone"],
-                    private_dns=inst["PrivateDnsName"],
-                    private_ip=inst["PrivateIpAddress"],
-                ))
+                out.append(
+                    SeededInstance(
+                        instance_id=inst["InstanceId"],
+                        instance_group=tags.get("kops.k8s.io/instancegroup", "?"),
+                        instance_type=inst["InstanceType"],
+                        zone=inst["Placement"]["AvailabilityZone"],
+                        private_dns=inst["PrivateDnsName"],
+                        private_ip=inst["PrivateIpAddress"],
+                    )
+                )
     return sorted(out, key=lambda i: (i.instance_group, i.instance_id))
 
 
@@ -125,20 +140,39 @@ def _ensure_state_bucket(s3: Any, region: str) -> None:
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
     s3.create_bucket(**kwargs)
     s3.put_bucket_versioning(Bucket=STATE_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_encryption(Bucket=STATE_BUCKET, ServerSideEncryptionConfiguration={
-        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
-    s3.put_public_access_block(Bucket=STATE_BUCKET, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-        "RestrictPublicBuckets": True})
+    s3.put_bucket_encryption(
+        Bucket=STATE_BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=STATE_BUCKET,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
 
 
 def _ensure_vpc(ec2: Any, spec: ClusterSpec) -> str:
     found = ec2.describe_vpcs(Filters=[{"Name": "tag:KubernetesCluster", "Values": [spec.name]}])["Vpcs"]
     if found:
         return str(found[0]["VpcId"])
-    vpc = ec2.create_vpc(CidrBlock=spec.network_cidr, TagSpecifications=[{
-        "ResourceType": "vpc", "Tags": [{"Key": "KubernetesCluster", "Value": spec.name},
-                                        {"Key": "Name", "Value": spec.name}]}])["Vpc"]
+    vpc = ec2.create_vpc(
+        CidrBlock=spec.network_cidr,
+        TagSpecifications=[
+            {
+                "ResourceType": "vpc",
+                "Tags": [
+                    {"Key": "KubernetesCluster", "Value": spec.name},
+                    {"Key": "Name", "Value": spec.name},
+                ],
+            }
+        ],
+    )["Vpc"]
     return str(vpc["VpcId"])
 
 
@@ -148,20 +182,34 @@ def _ensure_subnets(ec2: Any, spec: ClusterSpec, vpc_id: str) -> dict[str, str]:
     blocks = ipaddress.ip_network(spec.network_cidr).subnets(new_prefix=19)
     for zone, block in zip(spec.zones, blocks, strict=False):
         if zone not in by_zone:
-            sub = ec2.create_subnet(VpcId=vpc_id, CidrBlock=str(block), AvailabilityZone=zone,
-                                    TagSpecifications=[{"ResourceType": "subnet", "Tags": [
-                                        {"Key": "KubernetesCluster", "Value": spec.name},
-                                        {"Key": "Name", "Value": f"{zone}.{spec.name}"}]}])["Subnet"]
+            sub = ec2.create_subnet(
+                VpcId=vpc_id,
+                CidrBlock=str(block),
+                AvailabilityZone=zone,
+                TagSpecifications=[
+                    {
+                        "ResourceType": "subnet",
+                        "Tags": [
+                            {"Key": "KubernetesCluster", "Value": spec.name},
+                            {"Key": "Name", "Value": f"{zone}.{spec.name}"},
+                        ],
+                    }
+                ],
+            )["Subnet"]
             by_zone[zone] = sub["SubnetId"]
     return by_zone
 
 
 def _instance_resources(spec: ClusterSpec, instance_type: str) -> tuple[str, str]:
-    info = aws_client("ec2", spec.region).describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"][0]
+    info = aws_client("ec2", spec.region).describe_instance_types(InstanceTypes=[instance_type])[
+        "InstanceTypes"
+    ][0]
     return str(info["VCpuInfo"]["DefaultVCpus"]), f"{info['MemoryInfo']['SizeInMiB']}Mi"
 
 
-def node_body(spec: ClusterSpec, inst: SeededInstance, ig: InstanceGroup, cpu: str, memory: str) -> k8s.V1Node:
+def node_body(
+    spec: ClusterSpec, inst: SeededInstance, ig: InstanceGroup, cpu: str, memory: str
+) -> k8s.V1Node:
     """A Node as kubelet on a kops-built instance registers it."""
     labels = {
         "kubernetes.io/hostname": inst.private_dns,
@@ -186,20 +234,30 @@ def node_body(spec: ClusterSpec, inst: SeededInstance, ig: InstanceGroup, cpu: s
         labels["kubernetes.io/role"] = "node"
     return k8s.V1Node(
         metadata=k8s.V1ObjectMeta(
-            name=inst.private_dns, labels=labels,
+            name=inst.private_dns,
+            labels=labels,
             annotations={MANAGED_ANNOTATION: MANAGED_VALUE, "node.alpha.kubernetes.io/ttl": "0"},
         ),
         spec=k8s.V1NodeSpec(provider_id=f"aws:///{inst.zone}/{inst.instance_id}", taints=taints or None),
         status=k8s.V1NodeStatus(
             capacity={"cpu": cpu, "memory": memory, "pods": "110"},
             allocatable={"cpu": cpu, "memory": memory, "pods": "110"},
-            addresses=[k8s.V1NodeAddress(type="InternalIP", address=inst.private_ip),
-                       k8s.V1NodeAddress(type="Hostname", address=inst.private_dns),
-                       k8s.V1NodeAddress(type="InternalDNS", address=inst.private_dns)],
+            addresses=[
+                k8s.V1NodeAddress(type="InternalIP", address=inst.private_ip),
+                k8s.V1NodeAddress(type="Hostname", address=inst.private_dns),
+                k8s.V1NodeAddress(type="InternalDNS", address=inst.private_dns),
+            ],
             node_info=k8s.V1NodeSystemInfo(
-                architecture="amd64", boot_id="", container_runtime_version="containerd://1.7.x",
-                kernel_version="6.1.0", kube_proxy_version="", kubelet_version=f"v{spec.kubernetes_version}",
-                machine_id="", operating_system="linux", os_image="Ubuntu 22.04 LTS", system_uuid=inst.instance_id,
+                architecture="amd64",
+                boot_id="",
+                container_runtime_version="containerd://1.7.x",
+                kernel_version="6.1.0",
+                kube_proxy_version="",
+                kubelet_version=f"v{spec.kubernetes_version}",
+                machine_id="",
+                operating_system="linux",
+                os_image="Ubuntu 22.04 LTS",
+                system_uuid=inst.instance_id,
             ),
         ),
     )
@@ -224,16 +282,23 @@ def seed_nodes(api: k8s.ApiClient, spec: ClusterSpec, instances: list[SeededInst
 def _static_pod(component: str, node: str) -> k8s.V1Pod:
     return k8s.V1Pod(
         metadata=k8s.V1ObjectMeta(
-            name=f"{component}-{node}", namespace="kube-system",
+            name=f"{component}-{node}",
+            namespace="kube-system",
             labels={"k8s-app": component, "tier": "control-plane", "component": component},
             annotations={"kubernetes.io/config.source": "file", "kubernetes.io/config.mirror": "sandbox"},
         ),
         spec=k8s.V1PodSpec(
-            node_name=node, priority_class_name="system-node-critical", host_network=True,
+            node_name=node,
+            priority_class_name="system-node-critical",
+            host_network=True,
             tolerations=[k8s.V1Toleration(operator="Exists")],
-            containers=[k8s.V1Container(
-                name=component, image=f"registry.k8s.io/{component}:v1.34.4",
-                resources=k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "128Mi"}))],
+            containers=[
+                k8s.V1Container(
+                    name=component,
+                    image=f"registry.k8s.io/{component}:v1.34.4",
+                    resources=k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "128Mi"}),
+                )
+            ],
         ),
     )
 
@@ -254,19 +319,28 @@ def seed_system_workloads(api: k8s.ApiClient, spec: ClusterSpec, nodes_by_ig: di
     deployments = {d.metadata.name for d in apps.list_namespaced_deployment("kube-system").items}
     if "coredns" not in deployments:
         labels = {"k8s-app": "kube-dns"}
-        apps.create_namespaced_deployment("kube-system", k8s.V1Deployment(
-            metadata=k8s.V1ObjectMeta(name="coredns", labels=labels),
-            spec=k8s.V1DeploymentSpec(
-                replicas=2, selector=k8s.V1LabelSelector(match_labels=labels),
-                template=k8s.V1PodTemplateSpec(
-                    metadata=k8s.V1ObjectMeta(labels=labels),
-                    spec=k8s.V1PodSpec(
-                        priority_class_name="system-cluster-critical",
-                        containers=[k8s.V1Container(
-                            name="coredns", image="registry.k8s.io/coredns/coredns:v1.11.3",
-                            resources=k8s.V1ResourceRequirements(
-                                requests={"cpu": "100m", "memory": "70Mi"}, limits={"memory": "170Mi"}))],
+        apps.create_namespaced_deployment(
+            "kube-system",
+            k8s.V1Deployment(
+                metadata=k8s.V1ObjectMeta(name="coredns", labels=labels),
+                spec=k8s.V1DeploymentSpec(
+                    replicas=2,
+                    selector=k8s.V1LabelSelector(match_labels=labels),
+                    template=k8s.V1PodTemplateSpec(
+                        metadata=k8s.V1ObjectMeta(labels=labels),
+                        spec=k8s.V1PodSpec(
+                            priority_class_name="system-cluster-critical",
+                            containers=[
+                                k8s.V1Container(
+                                    name="coredns",
+                                    image="registry.k8s.io/coredns/coredns:v1.11.3",
+                                    resources=k8s.V1ResourceRequirements(
+                                        requests={"cpu": "100m", "memory": "70Mi"}, limits={"memory": "170Mi"}
+                                    ),
+                                )
+                            ],
+                        ),
                     ),
                 ),
             ),
-        ))
+        )

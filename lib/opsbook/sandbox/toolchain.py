@@ -203,8 +203,10 @@ def build_kubernetes(go: str, progress: Progress, names: Iterable[str] = KUBE_BI
         upstream = _download_gomod(go, work, "k8s.io/kubernetes", KUBERNETES_VERSION)
         reps = staging_replaces(upstream, KUBERNETES_VERSION)
         if not reps:
-            raise ToolchainError(f"found no staging modules in k8s.io/kubernetes@{KUBERNETES_VERSION}'s go.mod")
-        lines = ["module opsbook.local/k8sbuild", ""] + _upstream_directives(upstream)
+            raise ToolchainError(
+                f"found no staging modules in k8s.io/kubernetes@{KUBERNETES_VERSION}'s go.mod"
+            )
+        lines = ["module opsbook.local/k8sbuild", "", *_upstream_directives(upstream)]
         lines += ["", f"require k8s.io/kubernetes {KUBERNETES_VERSION}", "", "replace ("]
         lines += [f"\t{m} => {m} {v}" for m, v in reps] + [")", ""]
         (work / "go.mod").write_text("\n".join(lines))
@@ -220,8 +222,16 @@ def build_kubernetes(go: str, progress: Progress, names: Iterable[str] = KUBE_BI
             t0 = time.monotonic()
             tmp_target = target.with_suffix(".tmp")
             _run(
-                [go, "build", "-trimpath", "-ldflags", _ldflags_kubernetes(KUBERNETES_VERSION),
-                 "-o", str(tmp_target), f"k8s.io/kubernetes/cmd/{name}"],
+                [
+                    go,
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    _ldflags_kubernetes(KUBERNETES_VERSION),
+                    "-o",
+                    str(tmp_target),
+                    f"k8s.io/kubernetes/cmd/{name}",
+                ],
                 work,
                 f"building {name}",
             )
@@ -240,7 +250,7 @@ def build_etcd(go: str, progress: Progress) -> None:
         upstream = _download_gomod(go, work, "go.etcd.io/etcd/server/v3", ETCD_VERSION)
         # server/v3's own go.mod replaces its sibling modules with ../paths; pin them instead.
         siblings = sorted(set(re.findall(r"^\s*(go\.etcd\.io/etcd/[\w/]+/v3) v3\.\S+", upstream, re.M)))
-        lines = ["module opsbook.local/etcdbuild", ""] + _upstream_directives(upstream)
+        lines = ["module opsbook.local/etcdbuild", "", *_upstream_directives(upstream)]
         lines += ["", f"require go.etcd.io/etcd/server/v3 {ETCD_VERSION}", "", "replace ("]
         lines += [f"\t{m} => {m} {ETCD_VERSION}" for m in siblings] + [")", ""]
         (work / "go.mod").write_text("\n".join(lines))
@@ -252,8 +262,11 @@ def build_etcd(go: str, progress: Progress) -> None:
         _run([go, "mod", "tidy"], work, "go mod tidy for etcd")
         progress(f"building etcd {ETCD_VERSION}")
         t0 = time.monotonic()
-        _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(target.with_suffix(".tmp")), "."],
-             work, "building etcd")
+        _run(
+            [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(target.with_suffix(".tmp")), "."],
+            work,
+            "building etcd",
+        )
         target.with_suffix(".tmp").rename(target)
         progress(f"built etcd in {time.monotonic() - t0:.0f}s")
 
@@ -272,7 +285,11 @@ def build_kwok(go: str, progress: Progress) -> None:
         ldflags = f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION.removeprefix('v')}"
         proc = subprocess.run(
             [go, "install", "-trimpath", "-ldflags", ldflags, f"sigs.k8s.io/kwok/cmd/{name}@{KWOK_VERSION}"],
-            cwd=out, env=env, capture_output=True, text=True, check=False,
+            cwd=out,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise ToolchainError(f"go install {name}@{KWOK_VERSION} failed:\n{proc.stderr.strip()[-2000:]}")
