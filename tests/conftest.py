@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,3 +57,9 @@ def namespace(api: k8s.ApiClient) -> Iterator[str]:
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={"opsbook-test": "1"})))
     yield name
     core.delete_namespace(name, grace_period_seconds=0)
+    # wait until it is gone, so later tests (validation of the whole cluster) never see its leftovers
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if name not in {n.metadata.name for n in core.list_namespace().items}:
+            return
+        time.sleep(0.5)
