@@ -86,6 +86,15 @@ def toolchain_cmd() -> None:
         raise _fail(e) from e
     for name, path in tc.paths().items():
         out.print(f"{name:26} {path}")
+    from opsbook.kops.toolchain import ensure_kops, ensure_kops_assets
+
+    try:
+        kops = ensure_kops(_say)
+        repo = ensure_kops_assets(_say)  # nodeup/protokube/channels for offline `kops update` (arm64 is slow)
+    except OpsbookError as e:
+        raise _fail(e) from e
+    out.print(f"{'kops':26} {kops}")
+    out.print(f"{'kops file repository':26} {repo}")
 
 
 @sandbox_app.command("up")

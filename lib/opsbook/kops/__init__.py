@@ -1,0 +1,1 @@
+"""kops: cluster spec, parameter validation, preflight, plan/apply, and the kops toolchain."""

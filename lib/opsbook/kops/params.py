@@ -1,4 +1,4 @@
-"""The create-cluster runbook's parameters, checked before anything is called.
+r"""The create-cluster runbook's parameters, checked before anything is called.
 
 :func:`validate` turns the notebook's parameters into a :class:`CreateParams`
 or raises :class:`~opsbook.errors.BadInput` with one paragraph that lists every
@@ -27,7 +27,7 @@ from typing import Any
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
-from opsbook.errors import ApiUnavailable, AwsError, BadInput
+from opsbook.errors import AwsError, BadInput
 from opsbook.kops.spec import ClusterSpec
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ ORIGINAL_COMMAND = (
     "--ssh-public-key ssh/devtest.pub"
 )
 
-# `kops create cluster --networking` values accepted by kops 1.30-1.34 (cloudup.setupNetworking), with aliases.
+# `kops create cluster --networking` values of kops 1.30-1.34 (cloudup.setupNetworking), with aliases.
 NETWORKING = {
     "kubenet": "kubenet", "external": "external", "cni": "cni",
     "kopeio-vxlan": "kopeio", "kopeio": "kopeio",
@@ -51,7 +51,7 @@ NETWORKING = {
 TOPOLOGIES = ("public", "private")
 CLOUDS = ("aws",)
 PROVIDERS = ("kops", "sandbox")
-CPU_CREDITS = ("", "standard", "unlimited")
+CPU_CREDITS = ("", "default", "standard", "unlimited")  # "default" = AWS's default for the family
 GOSSIP_SUFFIX = ".k8s.local"
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -145,7 +145,8 @@ def split_list(value: str | Sequence[str]) -> tuple[str, ...]:
 def cluster_name_problem(name: str) -> str | None:
     """Why ``name`` is not a usable kops cluster name, or None."""
     if not name:
-        return "cluster_name is empty: give a DNS name such as k8s.example.com, or a gossip name such as dev.k8s.local"
+        return ("cluster_name is empty: give a DNS name such as k8s.example.com, or a gossip name such as "
+                "dev.k8s.local")
     if name != name.lower():
         return f"cluster_name {name!r} has capitals: kops needs a lower-case DNS name"
     if len(name) > 253:
@@ -209,8 +210,8 @@ def ssh_key_problem(path: str) -> str | None:
         return None
     p = Path(path).expanduser()
     if not p.is_file():
-        return (f"ssh_public_key {path} does not exist (looked in {p.resolve()}): give the path of an OpenSSH "
-                f"public key, e.g. create one with `ssh-keygen -t ed25519 -f {p.with_suffix('')}`")
+        return (f"ssh_public_key {path} does not exist (looked in {p.resolve()}): give the path of an "
+                f"OpenSSH public key, e.g. create one with `ssh-keygen -t ed25519 -f {p.with_suffix('')}`")
     try:
         data = p.read_bytes()
     except OSError as e:
@@ -225,7 +226,7 @@ def ssh_key_problem(path: str) -> str | None:
     except (ValueError, TypeError) as e:
         return (f"ssh_public_key {path} is not an OpenSSH public key ({e}): it should be one line starting "
                 "with ssh-ed25519 or ssh-rsa")
-    except Exception as e:  # noqa: BLE001 - cryptography raises UnsupportedAlgorithm for odd key types
+    except Exception as e:  # cryptography raises UnsupportedAlgorithm for odd key types
         return f"ssh_public_key {path} uses an unsupported key type ({e}): use ssh-ed25519 or ssh-rsa"
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
         return f"ssh_public_key {path} is a {key.key_size}-bit RSA key: AWS needs at least 2048 bits"
@@ -251,15 +252,16 @@ def local_problems(p: CreateParams) -> tuple[list[str], list[str]]:
         problems += zone_problems(p.region, p.control_plane_zones, "control_plane_zones")
     stray = [z for z in p.control_plane_zones if z not in p.zones]
     if stray and p.zones:
-        problems.append(f"control_plane_zones {', '.join(stray)} are not in zones ({', '.join(p.zones)}): kops "
-                        "puts control-plane nodes in the cluster's subnets, so add them to zones")
+        problems.append(f"control_plane_zones {', '.join(stray)} are not in zones ({', '.join(p.zones)}): "
+                        "kops puts control-plane nodes in the cluster's subnets, so add them to zones")
     if p.control_plane_zones and len(p.control_plane_zones) % 2 == 0:
-        problems.append(f"control_plane_zones has {len(p.control_plane_zones)} zones: etcd needs an odd number "
-                        "(1 for no HA, 3 for HA)")
+        problems.append(f"control_plane_zones has {len(p.control_plane_zones)} zones: etcd needs an odd "
+                        "number (1 for no HA, 3 for HA)")
     if not 1 <= p.node_count <= 500:
         problems.append(f"node_count {p.node_count} is out of range: give 1 to 500")
     elif p.zones and p.node_count < len(p.zones):
-        notes.append(f"node_count {p.node_count} is smaller than the {len(p.zones)} zones: some zones get no node")
+        notes.append(f"node_count {p.node_count} is smaller than the {len(p.zones)} zones: "
+                     "some zones get no node")
     problem, note = cidr_problem(p.network_cidr, p.provider)
     if problem:
         problems.append(problem)
@@ -283,7 +285,8 @@ def local_problems(p: CreateParams) -> tuple[list[str], list[str]]:
     if not _KOPS_VERSION.match(p.kops_version):
         problems.append(f"kops_version {p.kops_version!r} is not a version such as v1.33.1")
     if p.node_cpu_credits not in CPU_CREDITS:
-        problems.append(f"node_cpu_credits {p.node_cpu_credits!r} is unknown: use standard, unlimited or empty")
+        problems.append(f"node_cpu_credits {p.node_cpu_credits!r} is unknown: use standard, unlimited "
+                        "or default")
     for field_name in ("node_size", "control_plane_size"):
         value = getattr(p, field_name)
         if not re.match(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", value):
@@ -382,23 +385,25 @@ def validate(
         node_size=node_size.strip(), node_count=int(node_count),
         control_plane_zones=split_list(control_plane_zones), control_plane_size=control_plane_size.strip(),
         network_cidr=network_cidr.strip(), topology=topology.strip(), networking=networking.strip(),
-        bastion=bool(bastion), ssh_public_key=ssh_public_key.strip(), state_store=state_store.strip().rstrip("/"),
+        bastion=bool(bastion), ssh_public_key=ssh_public_key.strip(),
+        state_store=state_store.strip().rstrip("/"),
         kubernetes_version=kubernetes_version.strip().removeprefix("v"), kops_version=kops_version.strip(),
         cloud=cloud.strip(), node_cpu_credits=node_cpu_credits.strip(), provider=provider.strip(),
     )
     problems, notes = local_problems(p)
     if problems:
         raise _fail(problems)
-    p = replace(p, networking=NETWORKING[p.networking], notes=tuple(notes))
+    credits = "" if p.node_cpu_credits == "default" else p.node_cpu_credits
+    p = replace(p, networking=NETWORKING[p.networking], node_cpu_credits=credits, notes=tuple(notes))
     if check_instance_types:
         try:
             known = describe_instance_types(p.instance_types, p.region, ec2)
-        except ApiUnavailable as e:
+        except AwsError as e:  # no credentials, endpoint down, API missing: the preflight says which
             log.warning("cannot check instance types: %s", e)
             return replace(p, notes=(*p.notes, f"instance types not checked: {e}"))
         missing = [t for t in p.instance_types if t not in known]
         if missing:
-            raise _fail([f"instance type {t} does not exist in {p.region} (EC2 DescribeInstanceTypes does not "
-                         "know it): pick one from `aws ec2 describe-instance-types --query "
+            raise _fail([f"instance type {t} does not exist in {p.region} (EC2 DescribeInstanceTypes "
+                         "does not know it): pick one from `aws ec2 describe-instance-types --query "
                          "'InstanceTypes[].InstanceType'`, e.g. t3.medium or m6i.large" for t in missing])
     return p

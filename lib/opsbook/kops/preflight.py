@@ -56,6 +56,7 @@ DEPRECATED_FLAGS = {
 }
 
 Row = dict[str, str]
+PUBLIC_GRANTEES = ("/AllUsers", "/AuthenticatedUsers")
 
 
 def _row(check: str, status: str, message: str, obj: str = "", severity: str | None = None) -> Row:
@@ -78,7 +79,8 @@ def check_identity(sts: Any) -> Row:
         return _row("aws.identity", "fail", f"AWS credentials do not work: {e}. Set AWS_PROFILE (or "
                     "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and check with `aws sts get-caller-identity`.",
                     severity="critical")
-    return _row("aws.identity", "pass", f"authenticated as {who['Arn']} (account {who['Account']})", who["Arn"])
+    return _row("aws.identity", "pass", f"authenticated as {who['Arn']} (account {who['Account']})",
+                who["Arn"])
 
 
 def check_state_bucket(s3: Any, bucket: str, region: str) -> list[Row]:
@@ -91,11 +93,12 @@ def check_state_bucket(s3: Any, bucket: str, region: str) -> list[Row]:
         loc = "" if region == "us-east-1" else f" --create-bucket-configuration LocationConstraint={region}"
         if _code(e) in ("404", "NoSuchBucket"):
             msg = (f"state-store bucket {bucket} does not exist. Create it, versioned and encrypted: "
-                   f"`aws s3api create-bucket --bucket {bucket} --region {region}{loc}`, then rerun to see the "
-                   "versioning/encryption/public-access fixes")
+                   f"`aws s3api create-bucket --bucket {bucket} --region {region}{loc}`, then rerun to see "
+                   "the versioning/encryption/public-access fixes")
         else:
             msg = (f"state-store bucket {bucket} cannot be read ({e}): it may belong to another account "
-                   "(bucket names are global) or your role lacks s3:ListBucket; pick another name or grant access")
+                   "(bucket names are global) or your role lacks s3:ListBucket; pick another name or grant "
+                   "access")
         skipped = "not checked: the bucket is not there"
         return [_row("state.bucket", "fail", msg, obj, severity="critical"),
                 *(_row(c, "skip", skipped, obj) for c in ("state.versioning", "state.encryption",
@@ -119,7 +122,8 @@ def _versioning(s3: Any, bucket: str) -> Row:
     with boundary(f"s3 get-bucket-versioning {bucket}"):
         status = s3.get_bucket_versioning(Bucket=bucket).get("Status", "")
     if status == "Enabled":
-        return _row("state.versioning", "pass", "versioning is enabled: every state change can be rolled back", obj)
+        return _row("state.versioning", "pass", "versioning is enabled: every state change can be rolled "
+                    "back", obj)
     return _row("state.versioning", "fail",
                 f"versioning is {'suspended' if status else 'off'} on {bucket}: one bad `kops replace` or "
                 "`kops delete` would lose the cluster state for good. Fix: `aws s3api put-bucket-versioning "
@@ -137,12 +141,14 @@ def _encryption(s3: Any, bucket: str) -> Row:
         rules = []
     algos = [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm", "") for r in rules]
     if any(algos):
-        return _row("state.encryption", "pass", f"default encryption: {', '.join(a for a in algos if a)}", obj)
+        return _row("state.encryption", "pass", f"default encryption: {', '.join(a for a in algos if a)}",
+                    obj)
     return _row("state.encryption", "fail",
                 f"{bucket} has no default encryption, and the state store holds the cluster's CA keys and "
                 "secrets. Fix: `aws s3api put-bucket-encryption --bucket "
                 f"{bucket} --server-side-encryption-configuration "
-                "'{\"Rules\":[{\"ApplyServerSideEncryptionByDefault\":{\"SSEAlgorithm\":\"AES256\"}}]}'`", obj)
+                "'{\"Rules\":[{\"ApplyServerSideEncryptionByDefault\":{\"SSEAlgorithm\":\"AES256\"}}]}'`",
+                obj)
 
 
 def _public_access(s3: Any, bucket: str) -> Row:
@@ -160,8 +166,9 @@ def _public_access(s3: Any, bucket: str) -> Row:
     try:
         with boundary(f"s3 get-bucket-acl {bucket}"):
             grants = s3.get_bucket_acl(Bucket=bucket).get("Grants", [])
-        public_grants = [f"{g['Grantee'].get('URI', '').rsplit('/', 1)[-1]}:{g['Permission']}" for g in grants
-                         if g.get("Grantee", {}).get("URI", "").endswith(("/AllUsers", "/AuthenticatedUsers"))]
+        public_grants = [f"{g['Grantee'].get('URI', '').rsplit('/', 1)[-1]}:{g['Permission']}"
+                         for g in grants
+                         if g.get("Grantee", {}).get("URI", "").endswith(PUBLIC_GRANTEES)]
     except ApiUnavailable:
         pass
     if not open_keys and not public_grants:
@@ -173,10 +180,12 @@ def _public_access(s3: Any, bucket: str) -> Row:
     if public_grants:
         parts.append(f"its ACL grants {', '.join(public_grants)}")
     return _row("state.public-access", "fail",
-                f"{bucket} could be public: {' and '.join(parts)}; the state store holds cluster secrets. Fix: "
-                f"`aws s3api put-public-access-block --bucket {bucket} --public-access-block-configuration "
+                f"{bucket} could be public: {' and '.join(parts)}; the state store holds cluster secrets. "
+                f"Fix: `aws s3api put-public-access-block --bucket {bucket} "
+                "--public-access-block-configuration "
                 "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true`"
-                + (f" and `aws s3api put-bucket-acl --bucket {bucket} --acl private`" if public_grants else ""),
+                + (f" and `aws s3api put-bucket-acl --bucket {bucket} --acl private`"
+                   if public_grants else ""),
                 obj, severity="critical")
 
 
@@ -199,12 +208,14 @@ def check_hosted_zone(route53: Any, cluster_name: str) -> Row:
     if matches:
         z = matches[0]
         kind = "private" if z.get("Config", {}).get("PrivateZone") else "public"
-        return _row("dns.hosted-zone", "pass", f"{kind} hosted zone {z['Name']} ({z['Id'].rsplit('/', 1)[-1]}) "
+        zid = z["Id"].rsplit("/", 1)[-1]
+        return _row("dns.hosted-zone", "pass", f"{kind} hosted zone {z['Name']} ({zid}) "
                     f"will hold the records of {cluster_name}", cluster_name)
     parent = cluster_name.split(".", 1)[1] if cluster_name.count(".") >= 2 else cluster_name
     return _row("dns.hosted-zone", "fail",
-                f"no Route53 hosted zone holds {cluster_name}. Create one (`aws route53 create-hosted-zone --name "
-                f"{parent} --caller-reference $(date +%s)`) and delegate it from the parent domain's NS records, "
+                f"no Route53 hosted zone holds {cluster_name}. Create one (`aws route53 create-hosted-zone "
+                f"--name {parent} --caller-reference $(date +%s)`) and delegate it from the parent domain's "
+                "NS records, "
                 f"or use a gossip name such as {cluster_name.split('.')[0]}.k8s.local", cluster_name)
 
 
@@ -224,13 +235,15 @@ def check_cidr_overlap(ec2: Any, cidr: str, cluster_name: str) -> Row:
         hit = [b for b in blocks if net.overlaps(ipaddress.ip_network(b))]
         if not hit:
             continue
-        mine = tags.get("KubernetesCluster") == cluster_name or f"kubernetes.io/cluster/{cluster_name}" in tags
+        mine = (tags.get("KubernetesCluster") == cluster_name
+                or f"kubernetes.io/cluster/{cluster_name}" in tags)
         label = f"{v['VpcId']} ({', '.join(sorted(hit))}{', ' + tags['Name'] if 'Name' in tags else ''})"
         (own if mine else clashes).append(label)
     if clashes:
         return _row("network.cidr-overlap", "fail",
-                    f"{cidr} overlaps existing VPC(s) {'; '.join(clashes)}: peering, VPN and routing between them "
-                    "would break. Pick a free block, e.g. another /16 in 10.0.0.0/8 or 172.16.0.0/12", cidr)
+                    f"{cidr} overlaps existing VPC(s) {'; '.join(clashes)}: peering, VPN and routing between "
+                    "them would break. Pick a free block, e.g. another /16 in 10.0.0.0/8 or 172.16.0.0/12",
+                    cidr)
     extra = f" (the cluster's own VPC {'; '.join(own)} already exists: a re-run)" if own else ""
     return _row("network.cidr-overlap", "pass", f"{cidr} overlaps none of the {len(vpcs)} VPCs{extra}", cidr)
 
@@ -248,7 +261,8 @@ def check_zones(ec2: Any, region: str, zones: tuple[str, ...]) -> Row:
     if missing or down:
         parts = []
         if missing:
-            parts.append(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not zone(s) of {region}")
+            verb = "is" if len(missing) == 1 else "are"
+            parts.append(f"{', '.join(missing)} {verb} not zone(s) of {region}")
         if down:
             parts.append(f"{', '.join(down)} not available")
         return _row("region.zones", "fail", f"{'; '.join(parts)}: use zones from {', '.join(sorted(have))}",
@@ -294,7 +308,8 @@ def run_preflight(params: CreateParams, *, sts: Any = None, s3: Any = None, ec2:
     rows += check_state_bucket(s3, params.state_bucket, params.region)
     rows.append(check_hosted_zone(route53, params.cluster_name))
     rows.append(check_cidr_overlap(ec2, params.network_cidr, params.cluster_name))
-    rows.append(check_zones(ec2, params.region, tuple(dict.fromkeys(params.zones + params.control_plane_zones))))
+    all_zones = tuple(dict.fromkeys(params.zones + params.control_plane_zones))
+    rows.append(check_zones(ec2, params.region, all_zones))
     rows.append(check_instance_types(ec2, params.region, params.instance_types))
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -312,10 +327,11 @@ def require_pass(result: pd.DataFrame) -> None:
         raise RunbookFailed(f"preflight failed ({len(bad)} check(s)), nothing was created: {lines}")
 
 
-def as_findings(result: pd.DataFrame) -> list[dict[str, Any]]:
+def as_findings(*results: pd.DataFrame) -> list[dict[str, Any]]:
     """Preflight/advice rows as :func:`opsbook.report.findings` records (passes become ``info``)."""
-    return [{"check": f"preflight.{r['check']}", "severity": r["severity"], "message": r["message"],
-             "object": r["object"], "group": "create-cluster"} for r in result.to_dict("records")]
+    return [{"check": f"create.{r['check']}", "severity": r["severity"], "message": r["message"],
+             "object": r["object"], "group": "create-cluster"}
+            for result in results for r in result.to_dict("records")]
 
 
 # -- advice ----------------------------------------------------------------------------------------
@@ -350,8 +366,8 @@ def _price(instance_type: str, region: str) -> tuple[float | None, str]:
     if ref.empty:
         return None, "no reference price"
     r = ref.iloc[0]
-    return float(r["usd_per_hour"]), (f"reference table {r['region']} ({src.get('as_of', '?')}), a lower bound "
-                                      f"for {region}")
+    return float(r["usd_per_hour"]), (f"reference table {r['region']} ({src.get('as_of', '?')}), "
+                                      f"a lower bound for {region}")
 
 
 def burstable_advice(instance_type: str, count: int, region: str, credit_mode: str, role: str) -> Row | None:
@@ -365,7 +381,8 @@ def burstable_advice(instance_type: str, count: int, region: str, credit_mode: s
     if mode != "standard":
         return None
     base = spec.baseline_pct
-    worst_unlimited = (100 - base) / 100 * spec.vcpu * spec.surplus_usd_per_vcpu_hour * HOURS_PER_MONTH * count
+    rate = spec.surplus_usd_per_vcpu_hour
+    worst_unlimited = (100 - base) / 100 * spec.vcpu * rate * HOURS_PER_MONTH * count
     price, source = _price(instance_type, region)
     alt = next((a for a in ("m6i.large", "m5.large", "c5.large") if _price(a, region)[0] is not None), None)
     cost = ""
@@ -378,24 +395,27 @@ def burstable_advice(instance_type: str, count: int, region: str, credit_mode: s
                 f"${spec.surplus_usd_per_vcpu_hour}/vCPU-h); prices: {source}.")
     where = "spec.cpuCredits: unlimited in the instance group (`kops edit ig`)"
     return _row("advice.burstable-standard", "warn",
-                f"{count} {role}(s) on {instance_type} in standard credit mode: once the credits run out the CPU "
-                f"is throttled to the {base:.0f} % baseline (the team's earlier outages). Set {where} or use a "
-                f"non-burstable type such as {alt or 'm6i.large'}.{cost}", instance_type)
+                f"{count} {role}(s) on {instance_type} in standard credit mode: once the credits run out "
+                f"the CPU is throttled to the {base:.0f} % baseline (the team's earlier outages). Set "
+                f"{where} or use a non-burstable type such as {alt or 'm6i.large'}.{cost}", instance_type)
 
 
-def advice(params: CreateParams, *, ec2: Any = None, command: str = ORIGINAL_COMMAND) -> pd.DataFrame:
+def advice(params: CreateParams, *, ec2: Any = None, command: str = ORIGINAL_COMMAND,
+           check_generation: bool = True) -> pd.DataFrame:
     """Advice rows (status ``warn`` or ``pass``) for the planned cluster.
 
     Args:
         params: from :func:`opsbook.kops.params.validate`.
-        ec2: EC2 client, used to spot previous-generation types (optional; skipped if unavailable).
+        ec2: EC2 client, used to spot previous-generation types (default: the configured one).
         command: a kops command line to scan for deprecated flags (default: the team's original).
+        check_generation: ask EC2 about previous-generation types (skipped quietly when EC2 fails).
 
     Returns:
         Same columns as :func:`run_preflight`.
     """
     rows: list[Row] = []
-    nodes = burstable_advice(params.node_size, params.node_count, params.region, params.node_cpu_credits, "node")
+    nodes = burstable_advice(params.node_size, params.node_count, params.region, params.node_cpu_credits,
+                             "node")
     if nodes:
         rows.append(nodes)
     cp = burstable_advice(params.control_plane_size, len(params.control_plane_zones), params.region, "",
@@ -405,14 +425,16 @@ def advice(params: CreateParams, *, ec2: Any = None, command: str = ORIGINAL_COM
     if len(params.control_plane_zones) == 1:
         z = params.zones[:3]
         rows.append(_row("advice.single-control-plane", "warn",
-                         f"one control-plane node in {params.control_plane_zones[0]}: no HA. Losing that instance "
-                         "or zone stops the API and the controllers (the team's control-plane restart outage). "
+                         f"one control-plane node in {params.control_plane_zones[0]}: no HA. Losing that "
+                         "instance or zone stops the API and the controllers (the team's control-plane "
+                         "restart outage). "
                          f"Use three: --control-plane-zones {','.join(z)}" if len(z) == 3 else
                          f"one control-plane node in {params.control_plane_zones[0]}: no HA; use three zones",
                          params.control_plane_zones[0]))
-    if ec2 is not None:
+    if check_generation:
         try:
-            info = describe_instance_types(params.instance_types, params.region, ec2)
+            info = describe_instance_types(params.instance_types, params.region,
+                                           ec2 or aws_client("ec2", params.region))
         except AwsError as e:
             log.info("previous-generation check skipped: %s", e)
             info = {}
@@ -420,13 +442,13 @@ def advice(params: CreateParams, *, ec2: Any = None, command: str = ORIGINAL_COM
             if d.get("CurrentGeneration") is False:
                 rows.append(_row("advice.previous-generation", "warn",
                                  f"{t} is a previous-generation type ({d['VCpuInfo']['DefaultVCpus']} vCPU, "
-                                 f"{d['MemoryInfo']['SizeInMiB'] / 1024:.2f} GiB): slower and often dearer than "
-                                 "its successors; for the control plane kops suggests at least 2 vCPU and 4 GiB, "
-                                 "e.g. t3.medium (unlimited) or m6i.large", t, severity="low"))
+                                 f"{d['MemoryInfo']['SizeInMiB'] / 1024:.2f} GiB): slower and often dearer "
+                                 "than its successors; for the control plane kops suggests at least 2 vCPU "
+                                 "and 4 GiB, e.g. t3.medium (unlimited) or m6i.large", t, severity="low"))
     if params.bastion and not params.ssh_public_key:
         rows.append(_row("advice.bastion-without-key", "warn",
-                         "bastion requested without ssh_public_key: nobody can log in through it. Give a key or "
-                         "drop the bastion and use SSM Session Manager", "bastions"))
+                         "bastion requested without ssh_public_key: nobody can log in through it. Give a "
+                         "key or drop the bastion and use SSM Session Manager", "bastions"))
     _, used = modernize_flags(command)
     if used:
         rows.append(_row("advice.deprecated-flags", "warn",

@@ -11,10 +11,18 @@ that requires the exact version, which never asks for the list.
 The module cache also holds the channel files shipped with that kops version;
 :func:`channel_file` points ``kops --channel`` at the stable one so kops works
 offline (``file://<module cache>/k8s.io/kops@<v>/channels/stable``).
+
+``kops update cluster`` also needs the SHA-256 of the node binaries (nodeup,
+protokube, channels) for amd64 and arm64, normally read from artifacts.k8s.io.
+:func:`ensure_kops_assets` builds them from the same module into a local file
+repository; ``--set spec.assets.fileRepository=file://<repo>`` points kops at it
+(offline and moto use only; ``KOPS_BASE_URL`` would also demand container-image
+tarballs, which cannot be built without Docker).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -22,6 +30,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from opsbook.errors import ToolchainError
@@ -30,6 +39,9 @@ from opsbook.sandbox.toolchain import KOPS_VERSION, Progress, _go_env, _run, bin
 log = logging.getLogger(__name__)
 
 KOPS_MODULE = "k8s.io/kops"
+ASSET_ARCHES = ("amd64", "arm64")
+ASSET_PACKAGES = {"nodeup": "cmd/nodeup", "protokube": "protokube/cmd/protokube",
+                  "channels": "channels/cmd/channels"}
 
 
 def kops_path(version: str = KOPS_VERSION) -> Path:
@@ -76,6 +88,30 @@ def _download(go: str, work: Path, version: str) -> Path:
     return Path(m.group(1))
 
 
+def _wrapper(go: str, work: Path, version: str, packages: Sequence[str]) -> None:
+    """Write and tidy a wrapper module in ``work`` that requires kops ``version`` and imports ``packages``."""
+    (work / "go.mod").write_text("module opsbook.local/probe\n\ngo 1.24\n")
+    src = _download(go, work, version)
+    upstream = (src / "go.mod").read_text()
+    directives = [ln for ln in upstream.splitlines() if re.match(r"^(go|godebug) \S", ln)]
+    if re.search(r"^replace\b", upstream, re.M):
+        log.warning("k8s.io/kops@%s has replace directives; the build may fail", version)
+    lines = ["module opsbook.local/kopsbuild", "", *directives, "", f"require {KOPS_MODULE} {version}", ""]
+    (work / "go.mod").write_text("\n".join(lines))
+    imports = "\n".join(f'\t_ "{KOPS_MODULE}/{pkg}"' for pkg in packages)
+    (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+    _run([go, "mod", "tidy"], work, f"go mod tidy for kops {version}")
+
+
+def _build(go: str, work: Path, pkg: str, target: Path, what: str, goarch: str = "") -> None:
+    tmp_target = target.with_suffix(".tmp")
+    cmd = [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp_target), f"{KOPS_MODULE}/{pkg}"]
+    if goarch:
+        cmd = ["env", f"GOARCH={goarch}", *cmd]
+    _run(cmd, work, what)
+    tmp_target.rename(target)
+
+
 def build_kops(go: str, progress: Progress, version: str = KOPS_VERSION) -> Path:
     """Build kops ``version`` into its cache directory and return the binary's path.
 
@@ -90,26 +126,74 @@ def build_kops(go: str, progress: Progress, version: str = KOPS_VERSION) -> Path
     target = kops_path(version)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="opsbook-kops-") as tmp:
-        work = Path(tmp)
-        (work / "go.mod").write_text("module opsbook.local/probe\n\ngo 1.24\n")
-        src = _download(go, work, version)
-        upstream = (src / "go.mod").read_text()
-        directives = [ln for ln in upstream.splitlines() if re.match(r"^(go|godebug) \S", ln)]
-        if re.search(r"^replace\b", upstream, re.M):
-            log.warning("k8s.io/kops@%s has replace directives; the build may fail", version)
-        lines = ["module opsbook.local/kopsbuild", "", *directives, "", f"require {KOPS_MODULE} {version}", ""]
-        (work / "go.mod").write_text("\n".join(lines))
-        (work / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{KOPS_MODULE}/cmd/kops"\n')
         progress(f"resolving kops {version}")
-        _run([go, "mod", "tidy"], work, f"go mod tidy for kops {version}")
+        _wrapper(go, Path(tmp), version, ["cmd/kops"])
         progress(f"building kops {version} (several minutes on a small machine)")
         t0 = time.monotonic()
-        tmp_target = target.with_suffix(".tmp")
-        _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp_target), f"{KOPS_MODULE}/cmd/kops"],
-             work, f"building kops {version}")
-        tmp_target.rename(target)
+        _build(go, Path(tmp), "cmd/kops", target, f"building kops {version}")
         progress(f"built kops in {time.monotonic() - t0:.0f}s")
     return target
+
+
+def file_repository(version: str = KOPS_VERSION) -> Path:
+    """A local kops file repository (``spec.assets.fileRepository``) holding the node binaries.
+
+    kops maps ``https://artifacts.k8s.io/binaries/kops/<v>/linux/<arch>/nodeup`` to
+    ``<repository>/binaries/kops/<v>/linux/<arch>/nodeup`` and reads ``<that>.sha256``.
+    """
+    return bin_dir("kops", version) / "repo"
+
+
+def assets_dir(version: str = KOPS_VERSION) -> Path:
+    """The node binaries of ``version`` in :func:`file_repository` (``linux/<arch>/...`` + ``.sha256``)."""
+    return file_repository(version) / "binaries" / "kops" / version.removeprefix("v")
+
+
+def assets_missing(version: str = KOPS_VERSION) -> list[str]:
+    """The ``<arch>/<binary>`` node assets (or their hashes) not built yet."""
+    root = assets_dir(version) / "linux"
+    return [f"{arch}/{name}" for arch in ASSET_ARCHES for name in ASSET_PACKAGES
+            if not (root / arch / f"{name}.sha256").exists()]
+
+
+def build_kops_assets(go: str, progress: Progress, version: str = KOPS_VERSION) -> Path:
+    """Build nodeup, protokube and channels for amd64 and arm64 with their ``.sha256`` files.
+
+    ``kops update cluster`` needs the hash of every node binary of its version; it
+    reads ``<file repository>/binaries/kops/<v>/linux/<arch>/<binary>.sha256``.
+    Offline (or on moto) there is no artifacts.k8s.io, so we build the binaries
+    from the same module. Slow: arm64 is a cross-compile of everything (~5 min
+    idle, 17 min on a loaded 2-core machine).
+
+    Returns:
+        :func:`file_repository` (pass it as ``spec.assets.fileRepository``).
+    """
+    root = assets_dir(version)
+    todo = assets_missing(version)
+    if not todo:
+        return file_repository(version)
+    with tempfile.TemporaryDirectory(prefix="opsbook-kops-assets-") as tmp:
+        _wrapper(go, Path(tmp), version, list(ASSET_PACKAGES.values()))
+        for item in todo:
+            arch, name = item.split("/")
+            out = root / "linux" / arch / name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not _is_executable(out):
+                progress(f"building {name} {version} for linux/{arch}")
+                t0 = time.monotonic()
+                _build(go, Path(tmp), ASSET_PACKAGES[name], out, f"building {name} for {arch}", goarch=arch)
+                progress(f"built {name} ({arch}) in {time.monotonic() - t0:.0f}s")
+            digest = hashlib.sha256(out.read_bytes()).hexdigest()
+            out.with_name(f"{name}.sha256").write_text(digest + "\n")
+    return file_repository(version)
+
+
+def ensure_kops_assets(progress: Progress | None = None, version: str = KOPS_VERSION) -> Path:
+    """Return the local file repository for ``version``, building the node binaries that are missing."""
+    say: Progress = progress or (lambda msg: log.info("%s", msg))
+    if not assets_missing(version):
+        return file_repository(version)
+    return build_kops_assets(find_go(), say, version)
 
 
 def ensure_kops(progress: Progress | None = None, version: str = KOPS_VERSION) -> Path:

@@ -1,0 +1,360 @@
+"""The plan of ``kops create cluster``: exact commands, kops' own dry-run specs, AWS resources.
+
+:func:`commands` gives the command lines the runbook will run (modern
+``--control-plane-*`` flags). :func:`dry_run` runs ``kops create cluster ...
+--dry-run -o yaml`` when a kops binary is present and parses the Cluster and
+InstanceGroup documents it prints; without kops, :func:`expected_instance_groups`
+derives the same instance groups from the parameters. :func:`aws_resources`
+summarises what kops will create in AWS.
+
+kops needs a channel. ``pinned`` means the stable channel file shipped with the
+pinned kops source in the Go module cache (reproducible, works offline);
+``stable``/``alpha`` fetch the live channel from GitHub.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from opsbook.errors import BadInput, RunbookFailed, ToolchainError
+from opsbook.kops.params import CreateParams
+from opsbook.kops.spec import distribute
+from opsbook.kops.toolchain import channel_file, find_kops
+
+log = logging.getLogger(__name__)
+
+IG_COLUMNS = ["name", "role", "machine_type", "min_size", "max_size", "zones", "cpu_credits", "image"]
+BASTION_SIZE = "t3.micro"  # kops 1.30-1.34 default bastion machine type on AWS
+# kops/AWS SDK lines that say nothing useful offline or on moto; hidden from streamed output.
+NOISE = (
+    re.compile(r"failed to digest image"),
+    re.compile(r"Response has no supported checksum"),
+    re.compile(r"skipping non-matching instance type offering"),
+)
+
+
+def is_noise(line: str) -> bool:
+    """Whether a kops output line is known noise (image digests offline, SDK checksum warnings)."""
+    return any(p.search(line) for p in NOISE)
+
+
+def resolve_channel(channel: str, kops_version: str) -> str:
+    """The ``--channel`` value for ``channel`` (``pinned``, ``stable``, ``alpha``, or a URL)."""
+    if channel == "pinned":
+        f = channel_file(kops_version)
+        if f.exists():
+            return f"file://{f}"
+        log.warning("pinned channel file %s missing; falling back to the live stable channel", f)
+        return "stable"
+    if channel in ("stable", "alpha") or re.match(r"^(file|https?|s3)://", channel):
+        return channel
+    raise BadInput(f"channel {channel!r} is unknown: use pinned, stable, alpha or a file:// / https:// URL")
+
+
+def create_args(params: CreateParams, *, channel: str = "", dry_run: bool = False,
+                extra_args: Sequence[str] = ()) -> list[str]:
+    """Arguments of ``kops create cluster`` (without the ``kops`` executable)."""
+    args = ["create", "cluster", "--cloud", params.cloud, "--name", params.cluster_name,
+            "--zones", ",".join(params.zones), "--node-size", params.node_size,
+            "--node-count", str(params.node_count),
+            "--control-plane-zones", ",".join(params.control_plane_zones),
+            "--control-plane-size", params.control_plane_size,
+            "--network-cidr", params.network_cidr, "--topology", params.topology,
+            "--networking", "kopeio-vxlan" if params.networking == "kopeio" else params.networking]
+    if params.bastion:
+        args.append("--bastion")
+    if params.ssh_public_key:
+        args += ["--ssh-public-key", params.ssh_public_key]
+    args += ["--state", params.state_store, "--kubernetes-version", params.kubernetes_version]
+    if channel:
+        args += ["--channel", channel]
+    args += list(extra_args)
+    if dry_run:
+        args += ["--dry-run", "-o", "yaml"]
+    return args
+
+
+def update_args(params: CreateParams, *, target: str = "direct", out_dir: str = "",
+                yes: bool = True) -> list[str]:
+    """Arguments of ``kops update cluster`` (``target``: ``direct`` or ``terraform``)."""
+    args = ["update", "cluster", "--name", params.cluster_name, "--state", params.state_store]
+    if target == "terraform":
+        if not out_dir:
+            raise BadInput("target terraform needs out_dir: the folder kops writes kubernetes.tf into")
+        args += ["--target=terraform", "--out", out_dir]
+    elif target != "direct":
+        raise BadInput(f"target {target!r} is unknown: use direct (AWS API) or terraform")
+    if yes:
+        args.append("--yes")
+    return args
+
+
+def spec_file(params: CreateParams, out_dir: str = "") -> str:
+    """Where apply saves the reviewed dry-run spec before ``kops create -f``.
+
+    ``out_dir``, else ``$OPSBOOK_OUTPUT_DIR`` (so `opsbook run` keeps it beside the report), else a
+    folder under the system temp dir; never the working directory.
+    """
+    base = out_dir or os.environ.get("OPSBOOK_OUTPUT_DIR") or str(Path(tempfile.gettempdir()) / "opsbook-kops")
+    Path(base).mkdir(parents=True, exist_ok=True)
+    return str(Path(base) / f"{params.cluster_name}.yaml")
+
+
+def create_from_file_args(params: CreateParams, path: str) -> list[str]:
+    """Arguments of ``kops create -f`` for the saved spec."""
+    return ["create", "-f", path, "--state", params.state_store]
+
+
+def commands(params: CreateParams, *, channel: str = "stable", target: str = "direct", out_dir: str = "",
+             extra_args: Sequence[str] = ()) -> list[str]:
+    """The exact command lines, in order, that apply runs (then validation).
+
+    Apply stores exactly the spec this plan showed: ``kops create cluster ... --dry-run -o yaml``
+    into a file, ``kops create -f`` that file, then ``kops update cluster --yes``. That equals
+    ``kops create cluster ...`` + ``kops update cluster --yes``, minus the preview ``create``
+    runs in between (which is what ``kops update`` without ``--yes`` shows anyway).
+    """
+    path = spec_file(params, out_dir)
+    dry = create_args(params, channel=channel, extra_args=extra_args, dry_run=True)
+    lines = [shlex.join(["kops", *dry]) + f" > {shlex.quote(path)}",
+             shlex.join(["kops", *create_from_file_args(params, path)]),
+             shlex.join(["kops", *update_args(params, target=target, out_dir=out_dir)])]
+    if target == "terraform":
+        lines.append(f"(cd {shlex.quote(out_dir)} && terraform init && terraform apply)")
+    lines.append(shlex.join(["kops", "validate", "cluster", "--name", params.cluster_name, "--state",
+                             params.state_store, "--wait", "15m"]))
+    return lines
+
+
+def expected_instance_groups(params: CreateParams) -> pd.DataFrame:
+    """The instance groups kops 1.30+ creates for these parameters (no kops needed).
+
+    One ``control-plane-<zone>`` per control-plane zone, ``nodes-<zone>`` with the
+    node count spread over the zones (first zones get the extra), and ``bastions``
+    when asked for.
+
+    Returns:
+        Columns ``name, role, machine_type, min_size, max_size, zones, cpu_credits, image``.
+    """
+    rows: list[dict[str, Any]] = [
+        {"name": f"control-plane-{z}", "role": "ControlPlane", "machine_type": params.control_plane_size,
+         "min_size": 1, "max_size": 1, "zones": z, "cpu_credits": "", "image": ""}
+        for z in params.control_plane_zones
+    ]
+    for zone, n in zip(params.zones, distribute(params.node_count, len(params.zones)), strict=True):
+        if n:
+            rows.append({"name": f"nodes-{zone}", "role": "Node", "machine_type": params.node_size,
+                         "min_size": n, "max_size": n, "zones": zone, "cpu_credits": params.node_cpu_credits,
+                         "image": ""})
+    if params.bastion:
+        rows.append({"name": "bastions", "role": "Bastion", "machine_type": BASTION_SIZE, "min_size": 1,
+                     "max_size": 1, "zones": ",".join(params.zones), "cpu_credits": "", "image": ""})
+    return pd.DataFrame(rows, columns=IG_COLUMNS)
+
+
+def parse_documents(text: str) -> list[dict[str, Any]]:
+    """The YAML documents kops printed (empty ones dropped)."""
+    return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+
+
+def instance_groups_frame(docs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """InstanceGroup documents as a frame (columns as :func:`expected_instance_groups`)."""
+    rows = []
+    for d in docs:
+        if d.get("kind") != "InstanceGroup":
+            continue
+        s = d.get("spec", {})
+        role = s.get("role", "")
+        rows.append({"name": d["metadata"]["name"], "role": "ControlPlane" if role == "Master" else role,
+                     "machine_type": s.get("machineType", ""), "min_size": int(s.get("minSize", 0)),
+                     "max_size": int(s.get("maxSize", 0)), "zones": ",".join(s.get("subnets", [])),
+                     "cpu_credits": s.get("cpuCredits", ""), "image": s.get("image", "")})
+    return pd.DataFrame(rows, columns=IG_COLUMNS)
+
+
+def cluster_summary(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The essentials of the Cluster document: version, networking, topology, subnets, DNS, API."""
+    cluster = next((d for d in docs if d.get("kind") == "Cluster"), None)
+    if cluster is None:
+        return {}
+    s = cluster.get("spec", {})
+    return {
+        "name": cluster["metadata"]["name"],
+        "kubernetes_version": s.get("kubernetesVersion"),
+        "network_cidr": s.get("networkCIDR"),
+        "networking": ",".join(s.get("networking", {}).keys() - {"networkCIDR", "subnets", "topology",
+                                                                  "nonMasqueradeCIDR"}) or None,
+        "dns": s.get("topology", {}).get("dns", {}).get("type") or s.get("networking", {}).get("topology", {})
+        .get("dns", {}).get("type"),
+        "api_load_balancer": s.get("api", {}).get("loadBalancer", {}).get("type"),
+        "subnets": [f"{x['name']} {x.get('type', '')} {x.get('cidr', '')}" for x in
+                    s.get("subnets", s.get("networking", {}).get("subnets", []))],
+        "etcd_clusters": [e["name"] for e in s.get("etcdClusters", [])],
+        "config_base": s.get("configBase"),
+    }
+
+
+@dataclass
+class Plan:
+    """What ``kops create cluster`` would do.
+
+    Attributes:
+        commands: the command lines apply runs, in order.
+        source: ``kops dry-run`` (specs printed by kops) or ``derived`` (no kops binary).
+        yaml: kops' dry-run YAML (empty when derived).
+        instance_groups: frame of :func:`expected_instance_groups`' columns.
+        cluster: :func:`cluster_summary` of the Cluster document (empty when derived).
+        resources: :func:`aws_resources`.
+        log: kops' stderr lines that are not noise.
+    """
+
+    commands: list[str]
+    source: str
+    yaml: str
+    instance_groups: pd.DataFrame
+    cluster: dict[str, Any]
+    resources: pd.DataFrame
+    log: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able summary for :func:`opsbook.report.record`."""
+        return {"source": self.source, "commands": self.commands,
+                "instance_groups": self.instance_groups.to_dict("records"), "cluster": self.cluster,
+                "resources": self.resources.to_dict("records")}
+
+
+def kops_env(params: CreateParams, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for kops: the caller's, with the state store set and no stray cluster name."""
+    env = dict(base if base is not None else os.environ)
+    env["KOPS_STATE_STORE"] = params.state_store
+    env.pop("KOPS_CLUSTER_NAME", None)  # we always pass --name; a stale one confuses `kops get`
+    return env
+
+
+def run_kops(kops: Path, args: Sequence[str], env: Mapping[str, str], timeout: float = 300,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run kops, capturing output. With ``check``, a non-zero exit raises :class:`RunbookFailed`."""
+    log.debug("running %s %s", kops, shlex.join(args))
+    proc = subprocess.run([str(kops), *args], env=dict(env), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    if check and proc.returncode != 0:
+        raise RunbookFailed(f"`kops {shlex.join(args)}` exited {proc.returncode}: {last_error(proc.stderr)}")
+    return proc
+
+
+def last_error(stderr: str) -> str:
+    """The ``Error: ...`` line of kops' stderr, else its last meaningful lines."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not is_noise(ln)]
+    errors = [ln for ln in lines if ln.startswith("Error:")]
+    return errors[-1] if errors else " | ".join(lines[-3:])
+
+
+def dry_run_yaml(params: CreateParams, kops: Path, dry_args: Sequence[str],
+                 env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``kops create cluster ... --dry-run -o yaml``, also when the cluster exists already.
+
+    kops refuses a name its state store knows; then the dry run goes to an empty
+    scratch ``file://`` state store and ``configBase`` is put back in the YAML.
+    """
+    proc = run_kops(kops, dry_args, env, timeout=180, check=False)
+    if proc.returncode != 0 and "already exists" in proc.stderr:
+        with tempfile.TemporaryDirectory(prefix="opsbook-kops-scratch-") as scratch:
+            args = list(dry_args)
+            args[args.index("--state") + 1] = f"file://{scratch}"
+            proc = run_kops(kops, args, env, timeout=180, check=False)
+            proc.stdout = proc.stdout.replace(f"configBase: {scratch}/",
+                                              f"configBase: {params.state_store}/")
+    if proc.returncode != 0:
+        raise RunbookFailed(f"`kops {shlex.join(dry_args)}` exited {proc.returncode}: "
+                            f"{last_error(proc.stderr)}")
+    return proc
+
+
+def dry_run(params: CreateParams, *, channel: str = "pinned", extra_args: Sequence[str] = (),
+            kops: Path | None = None, env: Mapping[str, str] | None = None, target: str = "direct",
+            out_dir: str = "") -> Plan:
+    """Plan the cluster: kops' own dry-run specs when kops is present, else derived from the parameters.
+
+    Args:
+        params: from :func:`opsbook.kops.params.validate`.
+        channel: ``pinned``, ``stable``, ``alpha`` or a URL (see module docstring).
+        extra_args: more ``kops create cluster`` flags (e.g. ``--image``).
+        kops: the kops binary (default: the pinned one, else one on PATH).
+        env: environment for kops (default: this process's).
+        target: ``direct`` or ``terraform`` (only changes the command lines).
+        out_dir: terraform output folder.
+
+    Raises:
+        RunbookFailed: kops ran and refused the parameters (its error is in the message).
+    """
+    ch = resolve_channel(channel, params.kops_version)
+    cmds = commands(params, channel=ch, target=target, out_dir=out_dir, extra_args=extra_args)
+    resources = aws_resources(params)
+    kops = kops or find_kops(params.kops_version)
+    if kops is None:
+        return Plan(cmds, "derived", "", expected_instance_groups(params), {}, resources,
+                    ["kops is not installed: instance groups derived from the parameters "
+                     "(run `opsbook toolchain` to build the pinned kops)"])
+    proc = dry_run_yaml(params, kops, create_args(params, channel=ch, dry_run=True, extra_args=extra_args),
+                        kops_env(params, env))
+    docs = parse_documents(proc.stdout)
+    if not any(d.get("kind") == "Cluster" for d in docs):
+        raise ToolchainError(f"kops --dry-run printed no Cluster document: {last_error(proc.stderr)}")
+    noise_free = [ln for ln in proc.stderr.splitlines() if ln.strip() and not is_noise(ln)]
+    return Plan(cmds, "kops dry-run", proc.stdout, instance_groups_frame(docs), cluster_summary(docs),
+                resources, noise_free)
+
+
+def aws_resources(params: CreateParams) -> pd.DataFrame:
+    """The AWS resources kops creates for these parameters (kops 1.30-1.34, AWS).
+
+    Returns:
+        Columns ``resource, count, detail``; costly ones say so.
+    """
+    z = len(params.zones)
+    cp = len(params.control_plane_zones)
+    igs = len(expected_instance_groups(params))
+    private = params.topology == "private"
+    rows: list[tuple[str, int, str]] = [
+        ("VPC", 1, f"{params.network_cidr}, with DHCP options"),
+        ("Internet gateway", 1, ""),
+        ("Subnets", 2 * z if private else z,
+         f"{z} private + {z} utility (public)" if private else f"{z} public"),
+    ]
+    if private:
+        rows += [("NAT gateways + Elastic IPs", z, "one per zone; billed hourly plus per GB"),
+                 ("Route tables", 1 + z, "1 public + 1 per private zone")]
+    else:
+        rows.append(("Route tables", 1, "public"))
+    rows += [
+        ("Security groups", 3 + (2 if params.bastion else 0),
+         "control plane, nodes, API load balancer" + (", bastion, bastion LB" if params.bastion else "")),
+        ("Network load balancers", 1 + (1 if params.bastion else 0),
+         "public Kubernetes API" + (" + bastion SSH" if params.bastion else "")),
+        ("Auto Scaling groups + launch templates", igs, "one per instance group"),
+        ("EC2 instances", cp + params.node_count + (1 if params.bastion else 0),
+         f"{cp} × {params.control_plane_size}, {params.node_count} × {params.node_size}"
+         + (f", 1 × {BASTION_SIZE}" if params.bastion else "")),
+        ("IAM roles + instance profiles", 2 + (1 if params.bastion else 0),
+         "control plane, nodes" + (", bastions" if params.bastion else "")),
+        ("EBS volumes (etcd)", 2 * cp, "etcd main + events per control-plane node, 20 GiB gp3, encrypted"),
+    ]
+    if params.ssh_public_key:
+        rows.append(("EC2 key pair", 1, params.ssh_public_key))
+    if not params.gossip:
+        rows.append(("Route53 records", 3, "api, api.internal, kops-controller.internal"))
+    rows.append(("S3 objects", 1, "cluster spec, instance groups, PKI and secrets under "
+                                  f"{params.state_store}/{params.cluster_name}/"))
+    return pd.DataFrame(rows, columns=["resource", "count", "detail"])
