@@ -30,6 +30,12 @@ TEST_TIMING = Timing(heartbeat_factor=0.25, not_ready_toleration_s=10, unreachab
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the create-cluster tests last: they reshape the shared sandbox and leave kops-made
+    AWS resources in moto, which every whole-cluster check after them would (rightly) see."""
+    items.sort(key=lambda item: item.path.name.startswith("test_create_"))
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     sb = Sandbox(TEST_SANDBOX)

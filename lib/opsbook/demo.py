@@ -25,6 +25,7 @@ from opsbook.engine.catalog import find_runbook
 from opsbook.engine.params import parse_parameters
 from opsbook.engine.run import RunResult, run_runbook
 from opsbook.errors import OpsbookError
+from opsbook.report import SEVERITY_RANK
 from opsbook.sandbox import Sandbox
 
 console = Console()
@@ -86,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
                     console.print(f"  {line}")
             sb.down(progress=lambda m: console.print(f"  {m}"))
     table = Table(title=f"opsbook demo — {time.monotonic() - t0:.0f}s")
-    for col in ("runbook", "status", "findings", "took", "report"):
-        table.add_column(col)
+    for col in ("runbook", "status", "findings", "took", "worst finding"):
+        table.add_column(col, overflow="fold")
     for r in results:
-        table.add_row(
-            r.runbook, r.status, str(len(r.findings)), f"{r.duration_s:.1f}s", r.locations.get("html", "")
-        )
+        worst = max(r.findings, key=lambda f: SEVERITY_RANK[f.severity], default=None)
+        top = f"[{worst.severity}] {worst.message[:90]}" if worst else "—"
+        table.add_row(r.runbook, r.status, str(len(r.findings)), f"{r.duration_s:.0f}s", top)
     console.print(table)
     index = Path(args.reports).resolve() / "index.html"
     console.print(f"\n[bold green]Reports:[/bold green] {index}  (open it in a browser)")

@@ -126,7 +126,7 @@ def commands(params: CreateParams, *, channel: str = "stable", target: str = "di
     ``kops create cluster ...`` + ``kops update cluster --yes``, minus the preview ``create``
     runs in between (which is what ``kops update`` without ``--yes`` shows anyway).
     """
-    path = spec_file(params, out_dir)
+    path = str(Path(out_dir) / f"{params.cluster_name}.yaml") if out_dir else f"{params.cluster_name}.yaml"
     dry = create_args(params, channel=channel, extra_args=extra_args, dry_run=True)
     lines = [shlex.join(["kops", *dry]) + f" > {shlex.quote(path)}",
              shlex.join(["kops", *create_from_file_args(params, path)]),
