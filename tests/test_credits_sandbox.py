@@ -138,6 +138,22 @@ def seeded(sandbox: Sandbox, api: k8s.ApiClient) -> Iterator[Seeded]:
     written = seed_metrics(series)
     assert written == sum(len(v) for m in SCENARIOS.values() for v in m.values())
     yield Seeded(end, ec2.inventory(spec.name), by_group)
+    _remove_extra_groups(api, spec)
+
+
+def _remove_extra_groups(api: k8s.ApiClient, spec: ClusterSpec) -> None:
+    """Put the shared sandbox back: drop the instance groups this module added (ASG, instances, nodes)."""
+    default = {ig.name for ig in ClusterSpec().instance_groups()}
+    extra = [ig.name for ig in spec.instance_groups() if ig.name not in default]
+    asg = boto3.client("autoscaling")
+    core = k8s.CoreV1Api(api)
+    for inst in seed.list_instances(spec):
+        if inst.instance_group in extra:
+            core.delete_node(inst.private_dns)
+    for name in extra:
+        asg.delete_auto_scaling_group(AutoScalingGroupName=f"{name}.{spec.name}", ForceDelete=True)
+        boto3.client("ec2").delete_launch_template(LaunchTemplateName=f"{name}.{spec.name}")
+        boto3.client("s3").delete_object(Bucket=seed.STATE_BUCKET, Key=f"{spec.name}/instancegroup/{name}")
 
 
 def test_inventory_groups_modes_and_nodes(seeded: Seeded) -> None:

@@ -195,6 +195,9 @@ class Sandbox:
                     by_ig.setdefault(i.instance_group, []).append(i.private_dns)
                 seed.seed_system_workloads(api, spec, by_ig)
                 self._wait_nodes_ready(api, len(instances))
+                from opsbook.sandbox.faults import kubelet_resync
+
+                kubelet_resync(api)  # pods left NotReady by an earlier node blip report Ready again
             finally:
                 api.close()
         say(f"sandbox {self.name!r} up in {time.monotonic() - t0:.1f}s; env file: {env_file(self.name)}")
