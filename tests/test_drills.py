@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,18 @@ from opsbook.sandbox import Sandbox, drills
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.notebook]
 ROOT = Path(__file__).resolve().parents[1]
+
+@pytest.fixture(scope="module", autouse=True)
+def drop_demo_workloads(sandbox: Sandbox, api: k8s.ApiClient) -> Iterator[None]:
+    """The drills' `taxi` workloads are not part of the baseline later tests validate: remove them after."""
+    yield
+    drills.reset(sandbox, api)
+    core = k8s.CoreV1Api(api)
+    core.delete_namespace(drills.NAMESPACE)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and drills.NAMESPACE in {n.metadata.name for n in core.list_namespace().items}:
+        time.sleep(0.5)
+
 
 EXPECTED = {
     "master-restart": "control-plane.restart",

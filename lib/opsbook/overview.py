@@ -76,7 +76,11 @@ def instances_table(
     rows = []
     with aws_boundary("describing the cluster's EC2 instances"):
         pages = ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "tag:KubernetesCluster", "Values": [cluster_name]}]
+            Filters=[
+                {"Name": "tag:KubernetesCluster", "Values": [cluster_name]},
+                # terminated instances linger in describe output for about an hour: not inventory
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ]
         )
         for page in pages:
             for res in page["Reservations"]:

@@ -343,9 +343,9 @@ def credit_exhaustion_series(
     ]
 
 
-def drill_certificate_expired(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
-    """The push-notification TLS certificate expires (it did, and push notifications stopped)."""
-    cert, key = self_signed("push.taxi.example.com", days_valid=-1, not_before_days=365)
+def _replace_push_cert(api: k8s.ApiClient, days_valid: int, not_before_days: int = 0) -> None:
+    """Replace the push notifier's TLS secret with a new self-signed certificate."""
+    cert, key = self_signed("push.taxi.example.com", days_valid=days_valid, not_before_days=not_before_days)
     k8s.CoreV1Api(api).replace_namespaced_secret(
         "apns-push-cert",
         NAMESPACE,
@@ -355,6 +355,11 @@ def drill_certificate_expired(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
             string_data={"tls.crt": cert, "tls.key": key},
         ),
     )
+
+
+def drill_certificate_expired(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
+    """The push-notification TLS certificate expires (it did, and push notifications stopped)."""
+    _replace_push_cert(api, days_valid=-1, not_before_days=365)
     return DrillResult(
         "certificate-expired",
         [f"replaced secret {NAMESPACE}/apns-push-cert with a certificate that expired yesterday"],
@@ -461,16 +466,7 @@ def reset(sb: Sandbox, api: k8s.ApiClient) -> list[str]:
             faults.resume_heartbeat(sb, api, entry["details"]["node"])
             undone.append(f"resumed heartbeats of {entry['details']['node']}")
         elif scenario == "certificate-expired":
-            cert, key = self_signed("push.taxi.example.com", days_valid=365)
-            k8s.CoreV1Api(api).replace_namespaced_secret(
-                "apns-push-cert",
-                NAMESPACE,
-                k8s.V1Secret(
-                    metadata=k8s.V1ObjectMeta(name="apns-push-cert"),
-                    type="kubernetes.io/tls",
-                    string_data={"tls.crt": cert, "tls.key": key},
-                ),
-            )
+            _replace_push_cert(api, days_valid=365)
             undone.append("renewed apns-push-cert")
         elif scenario == "crashloop-after-deploy":
             _set_image(api, "taxi-api", "taxi/api:1.4.2", "rollback to 1.4.2")
