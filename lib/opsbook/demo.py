@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from opsbook.engine.catalog import find_runbook
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(col, overflow="fold")
     for r in results:
         worst = max(r.findings, key=lambda f: SEVERITY_RANK[f.severity], default=None)
-        top = f"[{worst.severity}] {worst.message[:90]}" if worst else "—"
+        top = escape(f"[{worst.severity}] {worst.message[:90]}") if worst else "—"
         table.add_row(r.runbook, r.status, str(len(r.findings)), f"{r.duration_s:.0f}s", top)
     console.print(table)
     index = Path(args.reports).resolve() / "index.html"
