@@ -77,7 +77,8 @@ def test_values_are_parsed_by_declared_type(name: str, raw: object, expected: ob
         ({"name": "AKIAIOSFODNN7EXAMPLE"}, "looks like a secret"),
         (
             {
-                "name": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n"
+                "name": "-----BEGIN RSA PRIVATE KEY-----\n"
+                "MIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n"
             },
             "looks like a secret",
         ),

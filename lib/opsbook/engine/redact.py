@@ -48,12 +48,11 @@ def redact_text(text: str, values: Iterable[str] = ()) -> str:
     for v in values:
         if v in text:
             text = text.replace(v, REDACTED)
-    for i, p in enumerate(PATTERNS):
-        if i == len(PATTERNS) - 1:
-            text = p.sub(lambda m: m.group(1) + REDACTED, text)
-        else:
-            text = p.sub(REDACTED, text)
-    return text
+    *whole, keyed = PATTERNS
+    for p in whole:
+        text = p.sub(REDACTED, text)
+    # the last pattern keeps its "key:" prefix and replaces only the value
+    return keyed.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 _TEXT_MIMES = (
