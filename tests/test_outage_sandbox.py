@@ -14,6 +14,9 @@ import pytest
 from kubernetes import client as k8s
 
 from conftest import TEST_TIMING
+from k8s_helpers import deployment as _deployment
+from k8s_helpers import running_pods as _running
+from k8s_helpers import wait_until as _wait
 from opsbook.analysis import detectors, timeline
 from opsbook.archive import archive_events, read_archive
 from opsbook.aws import evidence as aws_ev
@@ -30,34 +33,10 @@ CONFIG = detectors.Config(
 )
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def _deployment(name: str, replicas: int) -> k8s.V1Deployment:
-    labels = {"app": name}
-    return k8s.V1Deployment(
-        metadata=k8s.V1ObjectMeta(name=name),
-        spec=k8s.V1DeploymentSpec(
-            replicas=replicas,
-            selector=k8s.V1LabelSelector(match_labels=labels),
-            template=k8s.V1PodTemplateSpec(
-                metadata=k8s.V1ObjectMeta(labels=labels),
-                spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="app", image="example/app:1.0")]),
-            ),
-        ),
-    )
 
 
-def _running(core: k8s.CoreV1Api, ns: str, app: str) -> list[k8s.V1Pod]:
-    pods = core.list_namespaced_pod(ns, label_selector=f"app={app}").items
-    return [p for p in pods if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
 
 
 def _all_ready(core: k8s.CoreV1Api) -> bool:

@@ -8,42 +8,18 @@ import boto3
 import pytest
 from kubernetes import client as k8s
 
+from k8s_helpers import deployment as _deployment
+from k8s_helpers import running_pods as _running
+from k8s_helpers import wait_until as _wait
 from opsbook.sandbox import Sandbox, faults
 
 pytestmark = pytest.mark.sandbox
 
 
-def _deployment(name: str, replicas: int, node_selector: dict[str, str] | None = None) -> k8s.V1Deployment:
-    labels = {"app": name}
-    return k8s.V1Deployment(
-        metadata=k8s.V1ObjectMeta(name=name),
-        spec=k8s.V1DeploymentSpec(
-            replicas=replicas,
-            selector=k8s.V1LabelSelector(match_labels=labels),
-            template=k8s.V1PodTemplateSpec(
-                metadata=k8s.V1ObjectMeta(labels=labels),
-                spec=k8s.V1PodSpec(
-                    node_selector=node_selector,
-                    containers=[k8s.V1Container(name="app", image="example/app:1.0")],
-                ),
-            ),
-        ),
-    )
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def _running(core: k8s.CoreV1Api, ns: str, app: str) -> list[k8s.V1Pod]:
-    pods = core.list_namespaced_pod(ns, label_selector=f"app={app}").items
-    return [p for p in pods if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
 
 
 def test_deployment_reaches_three_running_pods(api: k8s.ApiClient, namespace: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from k8s_helpers import wait_until as _wait
 from opsbook.analysis import validate as v
 from opsbook.sandbox import Sandbox, faults
 from opsbook.sandbox.faults import kubelet_resync
@@ -41,14 +42,6 @@ NOTEBOOK = ROOT / "notebooks" / "validate-cluster.ipynb"
 RBAC = ROOT / "deploy" / "rbac-readonly.yaml"
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _validate(api: k8s.ApiClient, **kw: Any) -> v.ValidationRun:
