@@ -184,3 +184,37 @@ def test_s3_sink_writes_bounded_chunks_and_rolls_forward(s3: Any) -> None:
     again.flush()
     assert again.position["seq"] == 4
     assert Sink("s3://arch/none", s3=s3).load_state() is None
+
+
+def test_unreachable_api_server_is_retried_with_capped_logged_backoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import re
+    import socket
+
+    from kubernetes import client as k8s
+
+    from opsbook.archive import archive_events
+
+    with socket.socket() as s:  # a port nobody listens on: connection refused, like a stopped API server
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = k8s.Configuration()
+    cfg.host = f"http://127.0.0.1:{port}"
+    cfg.retries = 0
+    beat = tmp_path / "alive"
+    with caplog.at_level("WARNING", logger="opsbook.archive"):
+        sink = archive_events(
+            str(tmp_path / "arch"),
+            k8s.ApiClient(cfg),
+            duration=4,
+            flush_every=1,
+            max_backoff=1.5,
+            heartbeat=str(beat),
+        )
+    delays = [float(m) for m in re.findall(r"retry \d+ in ([\d.]+) s", caplog.text)]
+    assert len(delays) >= 2 and max(delays) <= 1.5, caplog.text
+    assert "listing events: MaxRetryError" in caplog.text
+    assert sink.written == 0 and beat.exists()
+    state = json.loads((tmp_path / "arch" / ".opsbook-archive-state.json").read_text())
+    assert state["rv"] is None and state["alive"] is None  # never caught up: the next start lists
