@@ -292,7 +292,7 @@ def _classify(e: BaseException, what: str, api: k8s.ApiClient) -> Exception:
     if isinstance(e, ApiException):
         if e.status == 410:
             return _Gone(str(e.reason))
-        if e.status in (429, 500, 502, 503, 504):
+        if e.status in (0, 429, 500, 502, 503, 504):  # 0: a TLS error (a restart mid-handshake)
             return _Transient(f"{what}: the API server answered {e.status} {e.reason}")
     elif isinstance(e, (urllib3.exceptions.HTTPError, OSError)):
         return _Transient(f"{what}: {e.__class__.__name__}: {e!s:.200}")
