@@ -67,8 +67,8 @@ def archive(
     def terminate(signum: int, _frame: Any) -> None:  # a Deployment stops its pod with SIGTERM
         raise KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, terminate)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main else None
     try:
         sink = archive_events(
             output,
@@ -87,5 +87,8 @@ def archive(
     except OpsbookError as e:
         print(f"error: {e}", file=sys.stderr)
         raise typer.Exit(4) from e
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     gaps = f", {sink.gaps} gap markers" if sink.gaps else ""
     print(f"{sink.written} events archived{gaps} to {', '.join(sink.objects) or output}")
