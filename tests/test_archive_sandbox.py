@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,7 @@ def test_relist_after_410_records_a_gap_that_outage_analysis_reports(
     sandbox: Sandbox, api: k8s.ApiClient, namespace: str, archiver: Archiver
 ) -> None:
     core = k8s.CoreV1Api(api)
-    window_start = datetime.now(UTC)
+    window_start = datetime.now(UTC) - timedelta(minutes=1)  # event times have whole seconds
     archiver.start()
     first = _batch(core, namespace, "old")
     wait_until(lambda: _archived(archiver.out, {(u, 1) for u in first.values()}), 60, "batch 1 archived")
@@ -256,8 +256,11 @@ def test_deployment_manifest_applies_with_server_side_dry_run(api: k8s.ApiClient
     assert pod["serviceAccountName"] == docs[1]["metadata"]["name"] == docs[3]["subjects"][0]["name"]
     container = pod["containers"][0]
     # the args are ones the CLI accepts
-    archive_cmd = typer.main.get_command(events_app).commands["archive"]  # type: ignore[attr-defined]
-    ctx = archive_cmd.make_context("archive", list(container["args"][2:]))
+    app = typer.Typer()
+    app.add_typer(events_app, name="events")  # as opsbook.cli registers it
+    events_group = typer.main.get_command(app).commands["events"]  # type: ignore[attr-defined]
+    assert container["args"][:2] == ["events", "archive"]
+    ctx = events_group.commands["archive"].make_context("archive", list(container["args"][2:]))
     assert ctx.params["heartbeat_file"] == "/tmp/archive-alive" and ctx.params["output"].startswith("s3://")
 
     # the liveness probe notices a heartbeat that stopped (a stuck watch)
