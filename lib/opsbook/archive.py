@@ -295,7 +295,8 @@ def _classify(e: BaseException, what: str, api: k8s.ApiClient) -> Exception:
         if e.status in (0, 429, 500, 502, 503, 504):  # 0: a TLS error (a restart mid-handshake)
             return _Transient(f"{what}: the API server answered {e.status} {e.reason}")
     elif isinstance(e, (urllib3.exceptions.HTTPError, OSError)):
-        return _Transient(f"{what}: {e.__class__.__name__}: {e!s:.200}")
+        cause = getattr(e, "reason", None) or e  # MaxRetryError: the connection error inside
+        return _Transient(f"{what}: {cause.__class__.__name__}: {cause!s:.200}")
     try:
         with boundary(what, api):
             raise e
@@ -318,7 +319,7 @@ def archive_events(
     stop: threading.Event | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     s3: Any = None,
-    max_backoff: float = 30.0,
+    max_backoff: float = 10.0,
     event_ttl: float = 3600.0,
     max_chunk_lines: int = 1000,
     heartbeat: str | None = None,

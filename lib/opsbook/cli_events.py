@@ -37,7 +37,7 @@ def archive(
     flush_every: Annotated[float, typer.Option(min=1, help="Seconds between writes and checkpoints.")] = 30.0,
     max_backoff: Annotated[
         float, typer.Option(min=1, help="Cap of the backoff between reconnects to the API server, seconds.")
-    ] = 30.0,
+    ] = 10.0,
     event_ttl: Annotated[
         float, typer.Option(min=60, help="The API server's --event-ttl in seconds (dedupe memory is twice it).")
     ] = 3600.0,
