@@ -218,3 +218,15 @@ def test_unreachable_api_server_is_retried_with_capped_logged_backoff(
     assert sink.written == 0 and beat.exists()
     state = json.loads((tmp_path / "arch" / ".opsbook-archive-state.json").read_text())
     assert state["rv"] is None and state["alive"] is None  # never caught up: the next start lists
+
+
+def test_a_second_writer_of_a_local_archive_is_refused(tmp_path: Path) -> None:
+    from opsbook.errors import BadInput
+
+    first, second = Sink(str(tmp_path)), Sink(str(tmp_path))
+    first.lock()
+    with pytest.raises(BadInput, match=r"is being archived by pid \d+: one archiver per archive"):
+        second.lock()
+    first.unlock()
+    second.lock()  # free again once the first one stops
+    second.unlock()

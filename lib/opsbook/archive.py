@@ -28,6 +28,7 @@ say where the evidence has holes.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import logging
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 import urllib3
@@ -86,6 +87,7 @@ class Sink:
     gaps: int = 0
     objects: list[str] = field(default_factory=list)
     position: dict[str, Any] = field(default_factory=dict)
+    _lock: IO[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.target.startswith("s3://"):
@@ -168,6 +170,37 @@ class Sink:
         self.buffer.clear()
         self.buffered_bytes = 0
         return n
+
+    def lock(self) -> None:
+        """Refuse a second writer of a local archive (S3: the Deployment runs one replica, Recreate).
+
+        Raises:
+            BadInput: another process archives to the same place.
+        """
+        if self.is_s3:
+            return
+        path = self._local_state().with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = path.open("a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "another process"
+            self._lock.close()
+            raise BadInput(
+                f"{self.target} is being archived by {holder}: one archiver per archive (two would "
+                "write every event twice). Stop it, or give another --output."
+            ) from e
+        self._lock.truncate(0)
+        self._lock.write(f"pid {os.getpid()}\n")
+        self._lock.flush()
+
+    def unlock(self) -> None:
+        """Release :meth:`lock`."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def load_state(self) -> HighWater | None:
         """The high-water mark saved beside the archive, or None for a new archive."""
@@ -349,11 +382,31 @@ def archive_events(
     Returns:
         The sink: ``written`` events, ``gaps`` markers and the ``objects`` (files or S3 keys) written.
     """
-    from opsbook.k8s.client import api_client
-
     if duration is not None and duration <= 0:
         raise BadInput(f"--duration {duration} must be > 0 seconds (or omitted to run until Ctrl-C)")
     sink = Sink(output, s3=s3, max_lines=max_chunk_lines)
+    sink.lock()
+    try:
+        return _archive(sink, api, namespace, duration, flush_every, stop, on_event, max_backoff, event_ttl, heartbeat)
+    finally:
+        sink.unlock()
+
+
+def _archive(
+    sink: Sink,
+    api: k8s.ApiClient | None,
+    namespace: str | None,
+    duration: float | None,
+    flush_every: float,
+    stop: threading.Event | None,
+    on_event: Callable[[dict[str, Any]], None] | None,
+    max_backoff: float,
+    event_ttl: float,
+    heartbeat: str | None,
+) -> Sink:
+    """The watch loop of :func:`archive_events` (the sink is locked)."""
+    from opsbook.k8s.client import api_client
+
     api = api or api_client()
     core = k8s.CoreV1Api(api)
     fn = core.list_namespaced_event if namespace else core.list_event_for_all_namespaces
