@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pandas as pd
 import pytest
 import yaml
@@ -43,14 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 class Archiver:
     """`opsbook events archive` as a background process (as a user or the Deployment runs it)."""
 
-    def __init__(self, out: Path, namespace: str, log: Path) -> None:
+    def __init__(self, out: Path | str, namespace: str, log: Path) -> None:
         self.out, self.namespace, self.log = out, namespace, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         exe = Path(sys.executable).parent / "opsbook"
         args = [str(exe), "events", "archive", "--output", str(self.out), "--namespace", self.namespace]
-        args += ["--flush-every", "1", "--max-backoff", "2", "--heartbeat-file", str(self.out) + ".alive"]
+        args += ["--flush-every", "1", "--max-backoff", "2", "--heartbeat-file", str(self.log) + ".alive"]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
 
@@ -74,18 +75,33 @@ def archiver(tmp_path: Path, namespace: str) -> Iterator[Archiver]:
         a.proc.wait(30)
 
 
-def _lines(out: Path) -> list[dict[str, Any]]:
-    return [
-        json.loads(x) for f in sorted(out.glob("events-*.jsonl")) for x in f.read_text().splitlines() if x.endswith("}")
-    ]
+def _texts(out: Path | str) -> list[str]:
+    if isinstance(out, Path):
+        return [f.read_text() for f in sorted(out.glob("events-*.jsonl"))]
+    bucket, prefix = out[len("s3://") :].split("/", 1)
+    s3 = boto3.client("s3")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", []))
+    return [s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode() for k in keys if k.endswith(".jsonl")]
 
 
-def _versions(out: Path) -> Counter[tuple[str, int]]:
+def _state(out: Path | str) -> dict[str, Any]:
+    if isinstance(out, Path):
+        return dict(json.loads((out / ".opsbook-archive-state.json").read_text()))
+    bucket, prefix = out[len("s3://") :].split("/", 1)
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/_archive-state.json")["Body"].read()
+    return dict(json.loads(body))
+
+
+def _lines(out: Path | str) -> list[dict[str, Any]]:
+    return [json.loads(x) for t in _texts(out) for x in t.splitlines() if x.endswith("}")]
+
+
+def _versions(out: Path | str) -> Counter[tuple[str, int]]:
     """(uid, count) → how many lines hold that event version."""
     return Counter((e["metadata"]["uid"], e.get("count") or 1) for e in _lines(out) if e.get("kind") == "Event")
 
 
-def _gaps(out: Path) -> list[dict[str, Any]]:
+def _gaps(out: Path | str) -> list[dict[str, Any]]:
     return [e for e in _lines(out) if e.get("kind") == "OpsbookArchiveGap"]
 
 
@@ -118,7 +134,7 @@ def _batch(core: k8s.CoreV1Api, namespace: str, prefix: str, n: int = 5) -> dict
     return {f"{prefix}-{i}": _event(core, namespace, f"{prefix}-{i}") for i in range(n)}
 
 
-def _archived(out: Path, wanted: set[tuple[str, int]]) -> bool:
+def _archived(out: Path | str, wanted: set[tuple[str, int]]) -> bool:
     return wanted <= set(_versions(out))
 
 
@@ -153,8 +169,14 @@ def test_archive_survives_a_master_restart(
     assert archiver.stop() == 0
 
 
-def test_archive_survives_its_own_kill_9(api: k8s.ApiClient, namespace: str, archiver: Archiver) -> None:
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_archive_survives_its_own_kill_9(api: k8s.ApiClient, namespace: str, archiver: Archiver, where: str) -> None:
     core = k8s.CoreV1Api(api)
+    if where == "s3":  # the sandbox's moto server (the sandbox fixture exports AWS_ENDPOINT_URL)
+        region = boto3.session.Session().region_name or "us-east-1"
+        where_kw = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        boto3.client("s3").create_bucket(Bucket=namespace, **where_kw)
+        archiver.out = f"s3://{namespace}/events"
     archiver.start()
     first = _batch(core, namespace, "first")
     wait_until(lambda: _archived(archiver.out, {(u, 1) for u in first.values()}), 60, "batch 1 archived")
@@ -174,7 +196,7 @@ def test_archive_survives_its_own_kill_9(api: k8s.ApiClient, namespace: str, arc
     assert len(down) == 1 and down[0]["lost"] is False, _gaps(archiver.out)
     assert "resumed from resourceVersion" in down[0]["detail"]
     assert _epoch(down[0]["from"]) <= killed_at + 1 and _epoch(down[0]["to"]) >= restarted_at - 1
-    state = json.loads((archiver.out / ".opsbook-archive-state.json").read_text())
+    state = _state(archiver.out)
     assert state["rv"] and {f"{u}/1/0" for u in second.values()} <= set(state["seen"])
     assert archiver.stop() == 0
 
