@@ -241,11 +241,12 @@ def collect_events(
         raw.extend(got)
         notes.extend(n)
     if archive:
-        from opsbook.archive import read_archive
+        from opsbook.archive import gap_notes, read_archive, read_gaps
 
         archived = read_archive(archive, start, end)
         raw.extend(archived)
         notes.append(f"{len(archived)} events read from the archive {archive}")
+        notes.extend(gap_notes(read_gaps(archive, start, end), archive))
     df = in_window(normalise_events(raw), start, end)
     if namespaces:
         df = df[df["namespace"].isin(namespaces) | (df["namespace"] == "") | (df["kind"] == "Node")]
