@@ -198,11 +198,22 @@ def _load_params(runbook_name: str, pairs: list[str], files: list[Path]) -> tupl
         if not isinstance(data, dict):
             raise BadInput(f"-f {f}: the parameters file must be a YAML mapping of name: value")
         raw.update(data)
+    # -f files are cluster profiles shared by every runbook: keys this runbook does not declare are skipped
+    declared = {p.name for p in rb.parameters}
+    unused = sorted(k for k in raw if k not in declared)
+    if unused:
+        console.print(f"[dim]profile keys not used by {rb.name}: {', '.join(map(str, unused))}[/dim]")
+    raw = {k: v for k, v in raw.items() if k in declared}
     for pair in pairs:
         if "=" not in pair:
             raise BadInput(f"-p {pair!r}: write parameters as NAME=VALUE, e.g. -p wait=300")
         k, v = pair.split("=", 1)
         raw[k.strip()] = v
+    import os
+
+    from opsbook.engine.identity import env_defaults
+
+    raw.update(env_defaults(declared, raw, os.environ))  # KOPS_CLUSTER_NAME, AWS_REGION, KOPS_STATE_STORE
     return rb, parse_parameters(rb.parameters, raw, rb.name)
 
 
@@ -268,6 +279,14 @@ def run_cmd(
     timeout: Annotated[float, typer.Option(min=1, help="Overall time limit in seconds.")] = 1800,
     sandbox: Annotated[str | None, typer.Option(help="Run against this sandbox's environment.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(help="Webhook (Slack or generic JSON) told on a change of state; also $OPSBOOK_NOTIFY."),
+    ] = None,
+    heartbeat: Annotated[
+        str | None, typer.Option(help="URL pinged after every finished run (dead-man's switch).")
+    ] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context (default: the current one).")] = None,
 ) -> None:
     """Execute a runbook and save an immutable report (notebook, HTML, JSON).
 
@@ -281,12 +300,15 @@ def run_cmd(
     try:
         if fail_on not in SEVERITIES:
             raise BadInput(f"--fail-on {fail_on!r}: choose one of {', '.join(SEVERITIES)}")
+        from opsbook.engine.notify import alert_config
+
         rb, params = _load_params(runbook, param or [], params_file or [])
         env = None
         if sandbox:
             from opsbook.sandbox import active_env
 
             env = active_env(sandbox)
+        alerts = alert_config(notify or [], heartbeat)
     except OpsbookError as e:
         raise _fail(e) from e
 
@@ -312,6 +334,8 @@ def run_cmd(
             timeout=timeout,  # type: ignore[arg-type]
             progress=on_step,
             env=env,
+            alerts=alerts,
+            context=context,
         )
         bar.update(task, completed=bar.tasks[0].total or 0, description="done")
     colour = {"ok": "green", "findings": "yellow", "failed": "red"}[result.status]
@@ -323,6 +347,9 @@ def run_cmd(
         console.print(f"[red]failed at step:[/red] {result.failed_step}\n  {result.error}")
     for kind in ("html", "json", "ipynb"):
         out.print(f"{kind:5} {result.locations.get(kind)}")
+    for d in result.notifications:  # targets are named notify[N]/heartbeat: URLs are secrets
+        state = "sent" if d["ok"] else f"NOT delivered after {d['attempts']} attempts ({d['error']})"
+        console.print(f"{d['target']}: {state}")
     raise typer.Exit(result.exit_code)
 
 
