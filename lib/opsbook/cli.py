@@ -58,6 +58,15 @@ def _register_events() -> None:
 _register_events()
 
 
+def _register_reports() -> None:
+    from opsbook.cli_reports import reports_app
+
+    app.add_typer(reports_app, name="reports", help="Report history: list, show, diff, prune.")
+
+
+_register_reports()
+
+
 def _say(msg: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}")
 
@@ -366,20 +375,49 @@ def _schedule_objs(
     image: str,
     fail_on: str,
     timeout: int,
-) -> list[dict[str, object]]:
+    env: list[str] | None = None,
+    annotations: list[str] | None = None,
+    time_zone: str | None = None,
+    namespace: str = "opsbook",
+) -> list[dict[str, Any]]:
     from opsbook.engine import schedule
 
     rb, params = _load_params(runbook, param or [], params_file or [])
-    objs = schedule.readonly_role_manifests() + schedule.render(
-        rb.name, cron, params, output, image=image, fail_on=fail_on, timeout_s=timeout
-    )  # type: ignore[attr-defined]
-    return objs  # type: ignore[return-value]
+    objs = schedule.render(
+        rb.name,
+        cron,
+        params,
+        output,
+        image=image,
+        fail_on=fail_on,
+        timeout_s=timeout,
+        namespace=namespace,
+        env=schedule.parse_pairs(env or [], "--env"),
+        service_account_annotations=schedule.parse_pairs(annotations or [], "--service-account-annotation"),
+        time_zone=time_zone,
+    )
+    runs = schedule.next_runs(schedule.validate_cron(cron), time_zone)
+    console.print(f"next runs ({time_zone or 'UTC'}): " + ", ".join(t.strftime("%a %Y-%m-%d %H:%M") for t in runs))
+    return objs
+
+
+CronOpt = Annotated[str, typer.Option(help="Cron schedule, e.g. '*/10 * * * *' or '0 9 * * MON-FRI'.")]
+EnvOpt = Annotated[list[str] | None, typer.Option("--env", help="NAME=VALUE for the runner (no secrets).")]
+AnnotationOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--service-account-annotation",
+        help="KEY=VALUE on the runner's ServiceAccount, e.g. eks.amazonaws.com/role-arn=arn:aws:iam::...:role/...",
+    ),
+]
+TzOpt = Annotated[str | None, typer.Option("--time-zone", help="IANA zone of the schedule (default UTC).")]
+NsOpt = Annotated[str, typer.Option("--namespace", help="Namespace of the CronJob.")]
 
 
 @schedule_app.command("render")
 def schedule_render(
     runbook: Annotated[str, typer.Argument(help="Runbook name.")],
-    cron: Annotated[str, typer.Option(help="Five-field cron schedule, e.g. '*/10 * * * *'.")],
+    cron: CronOpt,
     output: Annotated[str, typer.Option(help="Where reports go, e.g. s3://bucket/opsbook.")],
     param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")] = None,
     params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")] = None,
@@ -388,35 +426,83 @@ def schedule_render(
     ] = "opsbook-runner:0.1.0",
     fail_on: Annotated[str, typer.Option(help="Severity that fails the Job.")] = "high",
     timeout: Annotated[int, typer.Option(min=60, help="Job deadline in seconds.")] = 1800,
+    env: EnvOpt = None,
+    annotation: AnnotationOpt = None,
+    time_zone: TzOpt = None,
+    namespace: NsOpt = "opsbook",
 ) -> None:
-    """Print the manifests (ClusterRole, ServiceAccount, binding, ConfigMap, CronJob)."""
+    """Print the manifests (ClusterRole, Namespace, ServiceAccount, binding, ConfigMap, CronJob)."""
     from opsbook.engine import schedule
 
     try:
-        objs = _schedule_objs(runbook, cron, param, params_file, output, image, fail_on, timeout)
+        objs = _schedule_objs(
+            runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
+        )
     except OpsbookError as e:
         raise _fail(e) from e
-    sys.stdout.write(schedule.to_yaml(objs))  # type: ignore[arg-type]
+    sys.stdout.write(schedule.to_yaml(objs))
 
 
 @schedule_app.command("apply")
 def schedule_apply(
     runbook: Annotated[str, typer.Argument(help="Runbook name.")],
-    cron: Annotated[str, typer.Option(help="Five-field cron schedule.")],
+    cron: CronOpt,
     output: Annotated[str, typer.Option(help="Where reports go.")],
     param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")] = None,
     params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")] = None,
     image: Annotated[str, typer.Option(help="Runner image.")] = "opsbook-runner:0.1.0",
     fail_on: Annotated[str, typer.Option(help="Severity that fails the Job.")] = "high",
     timeout: Annotated[int, typer.Option(min=60, help="Job deadline in seconds.")] = 1800,
+    env: EnvOpt = None,
+    annotation: AnnotationOpt = None,
+    time_zone: TzOpt = None,
+    namespace: NsOpt = "opsbook",
 ) -> None:
-    """Apply the manifests to the current cluster (KUBECONFIG)."""
+    """Server-side apply the manifests (field manager opsbook) to the current cluster (KUBECONFIG)."""
     from opsbook.engine import schedule
 
     try:
-        objs = _schedule_objs(runbook, cron, param, params_file, output, image, fail_on, timeout)
-        for done in schedule.apply(objs):  # type: ignore[arg-type]
+        objs = _schedule_objs(
+            runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
+        )
+        for done in schedule.apply(objs):
             out.print(f"applied {done}")
+    except OpsbookError as e:
+        raise _fail(e) from e
+
+
+@schedule_app.command("list")
+def schedule_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Every opsbook CronJob on the current cluster, with its next runs."""
+    from opsbook.engine import schedule
+
+    try:
+        rows = schedule.list_schedules()
+    except OpsbookError as e:
+        raise _fail(e) from e
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="opsbook schedules")
+    for col in ("namespace", "cronjob", "runbook", "schedule", "time zone", "last run", "next run"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["namespace"], r["name"], r["runbook"], r["schedule"], r["time_zone"] or "UTC",
+                      r["last_schedule"] or "never", r["next_runs"][0] if r["next_runs"] else "")  # fmt: skip
+    out.print(table)
+
+
+@schedule_app.command("delete")
+def schedule_delete(
+    runbook: Annotated[str, typer.Argument(help="Runbook whose schedule to remove.")],
+    namespace: NsOpt = "opsbook",
+) -> None:
+    """Remove a schedule and everything apply created for it (shared objects go with the last schedule)."""
+    from opsbook.engine import schedule
+
+    try:
+        for what in schedule.delete(runbook, namespace):
+            out.print(f"deleted {what}")
     except OpsbookError as e:
         raise _fail(e) from e
 
