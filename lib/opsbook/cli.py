@@ -318,6 +318,12 @@ def run_cmd(
 
             env = active_env(sandbox)
         alerts = alert_config(notify or [], heartbeat)
+        if context:
+            import os
+
+            from opsbook.engine.identity import check_context
+
+            check_context(context, {**os.environ, **(env or {})})
     except OpsbookError as e:
         raise _fail(e) from e
 

@@ -79,6 +79,11 @@ def load_kubeconfig(env: Mapping[str, str]) -> dict[str, Any]:
     return merged
 
 
+def check_context(context: str, env: Mapping[str, str]) -> None:
+    """Raise BadInput unless the kubeconfig has ``context``."""
+    kubeconfig_for_context(context, env).unlink()
+
+
 def kubeconfig_for_context(context: str, env: Mapping[str, str]) -> Path:
     """A private (0600) copy of the kubeconfig with ``context`` as its current context.
 

@@ -178,6 +178,7 @@ def run_runbook(
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     total = len(code_cells)
 
+    private_kubeconfig = kubeconfig_for_context(context, {**os.environ, **(env or {})}) if context else None
     old_env = dict(os.environ)
     if env:
         os.environ.update(env)
@@ -186,7 +187,6 @@ def run_runbook(
     os.environ["OPSBOOK_OUTPUT_DIR"] = artifacts_dir
     # the kernel must be this interpreter, whatever `python` is on PATH
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    private_kubeconfig = kubeconfig_for_context(context, os.environ) if context else None
     if private_kubeconfig:
         os.environ["KUBECONFIG"] = str(private_kubeconfig)
     identity = cluster_identity(parameters).as_dict()
