@@ -12,6 +12,8 @@ never as a success. Concurrent writers do not lose entries (see
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,6 +62,7 @@ def entry(summary: Mapping[str, Any]) -> dict[str, Any]:
         "score": score,
         "cluster": ident,
         "cluster_key": ident.get("cluster_name") or ident.get("context") or ident.get("api_server") or "",
+        "runner": summary.get("runner"),
     }
 
 
@@ -70,15 +73,32 @@ def upsert(entries: Entries, new: dict[str, Any]) -> Entries:
 
 
 def effective_status(e: Mapping[str, Any], now: datetime | None = None) -> str:
-    """``interrupted`` for a run still marked running after its deadline; else its status."""
+    """The status to show: ``interrupted`` for a run still marked running whose process is gone.
+
+    A process is known gone when it ran on this host and its pid is dead, or when the
+    run's deadline (its timeout plus a minute) has passed.
+    """
     status = str(e.get("status", ""))
     if status != RUNNING:
         return status
+    runner = e.get("runner") or {}
+    if runner.get("host") == socket.gethostname() and isinstance(runner.get("pid"), int) and not _alive(runner["pid"]):
+        return INTERRUPTED
     now = now or datetime.now(UTC)
     deadline = e.get("deadline")
     if deadline and datetime.fromisoformat(str(deadline)) < now:
         return INTERRUPTED
     return RUNNING
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load(store: Storage) -> Entries:
@@ -149,7 +169,9 @@ def write_index(store: Storage, entries: Entries) -> None:
 def record_start(store: Storage, summary: Mapping[str, Any], timeout_s: float) -> Entries:
     """Enter a run as ``running`` (with its deadline) before it executes."""
     started = datetime.fromisoformat(str(summary["started"]))
-    e = entry({**summary, "status": RUNNING, "deadline": (started + timedelta(seconds=timeout_s + 60)).isoformat()})
+    deadline = (started + timedelta(seconds=timeout_s + 60)).isoformat()
+    runner = {"host": socket.gethostname(), "pid": os.getpid()}
+    e = entry({**summary, "status": RUNNING, "deadline": deadline, "runner": runner})
     entries = store.update_manifest(lambda cur: upsert(cur, e))
     write_index(store, entries)
     return entries
