@@ -92,7 +92,7 @@ def test_api_server_restart_during_validate_cluster_gives_a_clear_status(sandbox
         faults.restart_apiserver(sandbox, down_seconds=8)
     finally:
         _heal_control_plane(sandbox)
-    _stdout, stderr = proc.communicate(timeout=600)
+    proc.communicate(timeout=600)
     [summary_path] = (out / "validate-cluster").glob("*.json")
     summary = json.loads(summary_path.read_text())
     [entry] = _entries(out, "validate-cluster")
