@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
+
 from opsbook.engine import history
-from opsbook.engine.storage import LocalStorage
+from opsbook.engine.storage import LocalStorage, S3Storage
+from opsbook.sandbox import Sandbox
 
 T0 = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
 
@@ -118,3 +124,25 @@ def test_diff_names_new_resolved_and_unchanged_findings_and_the_score_change() -
     assert history.find(entries, "validate-cluster@latest") is b
     assert history.find(entries, "validate-cluster@previous") is a
     assert history.find(entries, a["run_id"][:-1]) is a
+
+
+@pytest.mark.sandbox
+def test_concurrent_writers_to_s3_lose_no_entry(sandbox: Sandbox) -> None:
+    """Conditional PUTs (If-Match / If-None-Match) against the sandbox's moto server."""
+    bucket = f"reports-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+
+    def write(who: int) -> None:
+        store = S3Storage(bucket, "opsbook")
+        for i in range(10):
+            history.record_end(store, summary(f"rb{who}", i))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    entries = S3Storage(bucket, "opsbook").read_manifest()
+    assert entries is not None and len({(e["runbook"], e["run_id"]) for e in entries}) == 30
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]}
+    assert keys == {"opsbook/index.json", "opsbook/index.html"}
