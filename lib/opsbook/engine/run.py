@@ -189,7 +189,7 @@ def run_runbook(
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     if private_kubeconfig:
         os.environ["KUBECONFIG"] = str(private_kubeconfig)
-    identity = cluster_identity(parameters).as_dict()
+    identity = _identity(parameters)
     previous_runs = _record_start(store, runbook.name, run_id, started, identity, timeout)
     deadline = time.monotonic() + timeout
     failed_step: str | None = None
@@ -284,18 +284,37 @@ def run_runbook(
                               redact=lambda t: redact_text(t, secrets))
         result.notifications = [d.as_dict() for d in deliveries]
     html = render.notebook_html(nb, result)
-    summary = render.summary_json(result)
+    summary = redact_text(render.summary_json(result), secrets)
     store.write_run(
         runbook.name,
         run_id,
         {
             "ipynb": redact_text(nb_text, secrets),
             "html": redact_text(html, secrets),
-            "json": redact_text(summary, secrets),
+            "json": summary,
         },
     )
-    history.record_end(store, result.summary())
+    history.record_end(store, _redacted(result.summary(), secrets))
     return result
+
+
+def _redacted(obj: Any, secrets: list[str]) -> Any:
+    """``obj`` with every string redacted (for the index manifest)."""
+    if isinstance(obj, str):
+        return redact_text(obj, secrets)
+    if isinstance(obj, list):
+        return [_redacted(x, secrets) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _redacted(v, secrets) for k, v in obj.items()}
+    return obj
+
+
+def _identity(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return cluster_identity(parameters).as_dict()
+    except Exception as e:  # identity is best effort; the run goes on
+        log.warning("could not tell which cluster this is: %s", e)
+        return {"cluster_name": str(parameters.get("cluster_name", "")), "notes": [f"identity unknown: {e}"]}
 
 
 def _record_start(
