@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -45,3 +46,10 @@ def test_detect_secrets_plugins_are_in_use() -> None:
     assert any("hooks\\.slack\\.com" in s for s in sources)
     assert any(s.startswith("(ghp|gho") for s in sources)
     assert not any("Negative lookbehind" in s for s in sources)  # public IPs are not secrets
+
+
+@pytest.mark.parametrize(("shape", "text", "secret"), corpus(), ids=[c[0] for c in corpus()])
+def test_each_shape_is_redacted_inside_html_escaped_text(shape: str, text: str, secret: str) -> None:
+    escaped = html.escape(text)  # how a finding's markdown/HTML output holds it
+    out = redact_text(escaped)
+    assert secret not in out and html.escape(secret) not in out, shape

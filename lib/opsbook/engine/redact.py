@@ -39,6 +39,9 @@ PATTERNS = [
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{12,}"),
     re.compile(r"\bBasic\s+(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}"),
 ]
+# a quote as it appears in text, JSON-escaped text or HTML (report markdown escapes quotes)
+_HTML_QUOTE = r"&quot;|&#x27;|&#39;|&#34;"
+_QUOTE = rf"(?:\\?[\"']|{_HTML_QUOTE})"
 # keep the prefix (group 1) and the closing part (group 3), replace the value (group 2)
 KEYED = [
     # the password in a URI's userinfo: scheme://user:PASSWORD@host
@@ -47,7 +50,7 @@ KEYED = [
         r"(?i)((?:client-key-data|client-certificate-data|certificate-authority-data|"
         r"aws_secret_access_key|secret_?access_?key|aws_session_token|session_?token|client_?secret|"
         r"api_?key|access_?token|auth_?token|token|password|passwd|pwd|secret)"
-        r"\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?)([^\s\"'`,;<>{}\\]{6,})()"
+        rf"{_QUOTE}?[ \t]*[:=][ \t]*{_QUOTE}?)((?:(?!{_HTML_QUOTE})[^\s\"'`,;<>{{}}\\]){{6,}})()"
     ),
 ]
 
