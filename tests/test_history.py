@@ -130,7 +130,8 @@ def test_diff_names_new_resolved_and_unchanged_findings_and_the_score_change() -
 def test_concurrent_writers_to_s3_lose_no_entry(sandbox: Sandbox) -> None:
     """Conditional PUTs (If-Match / If-None-Match) against the sandbox's moto server."""
     bucket = f"reports-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
 
     def write(who: int) -> None:
         store = S3Storage(bucket, "opsbook")
@@ -144,5 +145,5 @@ def test_concurrent_writers_to_s3_lose_no_entry(sandbox: Sandbox) -> None:
         t.join(120)
     entries = S3Storage(bucket, "opsbook").read_manifest()
     assert entries is not None and len({(e["runbook"], e["run_id"]) for e in entries}) == 30
-    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]}
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     assert keys == {"opsbook/index.json", "opsbook/index.html"}
