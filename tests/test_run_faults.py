@@ -81,6 +81,7 @@ def test_kill_9_during_a_run_is_never_a_success(sandbox: Sandbox, tmp_path: Path
     assert all(after[k] == v for k, v in before.items())  # earlier reports byte-identical
 
 
+@pytest.mark.slow
 def test_api_server_restart_during_validate_cluster_gives_a_clear_status(sandbox: Sandbox, tmp_path: Path) -> None:
     out = tmp_path / "reports"
     proc = subprocess.Popen(
@@ -106,6 +107,7 @@ def test_api_server_restart_during_validate_cluster_gives_a_clear_status(sandbox
         assert validation["line"].startswith(validation["status"])
 
 
+@pytest.mark.slow
 def test_api_server_down_for_a_whole_run_fails_it_at_a_named_step(sandbox: Sandbox, tmp_path: Path) -> None:
     out = tmp_path / "reports"
     kc.stop_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver")
