@@ -363,7 +363,7 @@ def run_cmd(
     for kind in ("html", "json", "ipynb"):
         out.print(f"{kind:5} {result.locations.get(kind)}")
     for d in result.notifications:  # targets are named notify[N]/heartbeat: URLs are secrets
-        state = "sent" if d["ok"] else f"NOT delivered after {d['attempts']} attempts ({d['error']})"
+        state = "sent" if d["ok"] else f"NOT delivered after {d.get('attempts', 0)} attempts ({d.get('error')})"
         console.print(f"{d['target']}: {state}")
     raise typer.Exit(result.exit_code)
 

@@ -280,9 +280,12 @@ def run_runbook(
     if alerts:
         previous = summaries_before(previous_runs, runbook.name, history.entry(result.summary())["cluster_key"],
                                     started.isoformat())
-        deliveries = send_all(result.summary(), previous, fail_on, result.locations["html"], alerts,
-                              redact=lambda t: redact_text(t, secrets))
-        result.notifications = [d.as_dict() for d in deliveries]
+        try:
+            deliveries = send_all(result.summary(), previous, fail_on, result.locations["html"], alerts,
+                                  redact=lambda t: redact_text(t, secrets))
+            result.notifications = [d.as_dict() for d in deliveries]
+        except Exception as e:  # alerts never fail a run
+            result.notifications = [{"target": "all", "ok": False, "error": redact_text(repr(e), secrets)}]
     html = render.notebook_html(nb, result)
     summary = redact_text(render.summary_json(result), secrets)
     store.write_run(
