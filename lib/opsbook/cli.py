@@ -71,6 +71,15 @@ def _say(msg: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}")
 
 
+def _need(module: str, extra: str) -> None:
+    """Exit 4 with the install command when an optional extra is missing (the base install is the runner)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        console.print(f"[bold red]error:[/bold red] this needs {module}: pip install 'opsbook\\[{extra}]'")
+        raise typer.Exit(EXIT_ENVIRONMENT)
+
+
 def _fail(e: OpsbookError) -> typer.Exit:
     code = EXIT_BAD_INPUT if isinstance(e, BadInput) else EXIT_ENVIRONMENT
     console.print(f"[bold red]error:[/bold red] {e}")
@@ -127,6 +136,7 @@ def sandbox_up(
     ] = 10,
 ) -> None:
     """Start the sandbox (safe to run twice) and write its env file."""
+    _need("moto", "sandbox")
     from opsbook.kops.spec import ClusterSpec
     from opsbook.sandbox import Sandbox, env_file
     from opsbook.sandbox.cluster import Timing
@@ -563,6 +573,7 @@ def lab_cmd(
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
 ) -> None:
     """Open JupyterLab on notebooks/ with the sandbox (or the given cluster's) environment set."""
+    _need("jupyterlab", "lab")
     import os
 
     from opsbook.lab import start_lab
