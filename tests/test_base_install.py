@@ -52,3 +52,6 @@ def test_base_install_runs_a_runbook_and_ships_the_cluster_role(sandbox: Sandbox
     assert rendered.returncode == 0, rendered.stderr
     roles = [d for d in yaml.safe_load_all(rendered.stdout) if d["kind"] == "ClusterRole"]
     assert [r["metadata"]["name"] for r in roles] == ["opsbook-readonly"] and roles[0]["rules"]
+    lab = subprocess.run([str(opsbook), "lab", "--no-browser"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=120)  # fmt: skip
+    assert lab.returncode == 4 and "pip install 'opsbook[lab]'" in lab.stderr
