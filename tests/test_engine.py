@@ -44,7 +44,15 @@ def test_run_inventory_writes_notebook_html_json(sandbox: Sandbox, tmp_path: Pat
     assert len(runs) == 1
     summary = json.loads(runs[0].read_text())
     assert summary["status"] == "ok" and summary["exit_code"] == 0
-    assert summary["parameters"] == {"not_joined_severity": "medium"}
+    # cluster_name and region come from KOPS_CLUSTER_NAME/AWS_REGION (the sandbox's), and are recorded
+    assert summary["parameters"] == {
+        "not_joined_severity": "medium",
+        "cluster_name": sandbox.state().cluster_name,  # type: ignore[union-attr]
+        "region": os.environ["AWS_REGION"],
+    }
+    assert summary["cluster"]["cluster_name"] == summary["parameters"]["cluster_name"]
+    assert summary["cluster"]["aws_account"] == "123456789012"  # moto's account, via STS
+    assert summary["cluster"]["api_server"].startswith("https://")
     assert summary["records"]["nodes"] == summary["records"]["instances"] >= 4
     assert summary["records"]["mismatches"] == 0
     html = runs[0].with_suffix(".html").read_text()
@@ -167,13 +175,14 @@ def test_planted_secrets_never_reach_any_saved_byte(sandbox: Sandbox, tmp_path: 
     key_body = key_pem.splitlines()[5]
     cert_body = cert_pem.splitlines()[5]
     saved = list(out.rglob("*"))
-    assert len([p for p in saved if p.is_file()]) == 4  # ipynb, html, json, index
+    # ipynb, html, json, index.html, index.json (+ the hidden .index.lock)
+    assert len([p for p in saved if p.is_file() and not p.name.startswith(".")]) == 5
     for path in saved:
         if path.is_file():
             data = path.read_bytes()
             for planted in (secret, token, session, key_body, cert_body, "BEGIN RSA PRIVATE KEY"):
                 assert planted.encode() not in data, f"{planted[:12]}... leaked into {path.name}"
-    summary = json.loads(next(out.rglob("*.json")).read_text())
+    summary = json.loads(next(out.glob("leaky/*.json")).read_text())
     assert "REDACTED" in summary["findings"][0]["message"]  # the finding was kept, its token scrubbed
 
 

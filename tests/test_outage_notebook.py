@@ -78,7 +78,7 @@ def _run_and_check(st, worker: str, tmp_path: Path) -> None:
             "title": "Backlog on nb",
             "last_hours": 1,
             "region": st.region,
-            "cluster": st.cluster_name,
+            "cluster_name": st.cluster_name,
             "extra_metrics": [f"Custom/Notebook/Backlog:Queue={queue}"],
             "first_alert": (start + timedelta(minutes=40)).isoformat(),
             "resolved": (start + timedelta(minutes=55)).isoformat(),

@@ -58,8 +58,26 @@ def _register_events() -> None:
 _register_events()
 
 
+def _register_reports() -> None:
+    from opsbook.cli_reports import reports_app
+
+    app.add_typer(reports_app, name="reports", help="Report history: list, show, diff, prune.")
+
+
+_register_reports()
+
+
 def _say(msg: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}")
+
+
+def _need(module: str, extra: str) -> None:
+    """Exit 4 with the install command when an optional extra is missing (the base install is the runner)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        console.print(f"[bold red]error:[/bold red] this needs {module}: pip install 'opsbook\\[{extra}]'")
+        raise typer.Exit(EXIT_ENVIRONMENT)
 
 
 def _fail(e: OpsbookError) -> typer.Exit:
@@ -129,6 +147,7 @@ def sandbox_up(
     ] = 10,
 ) -> None:
     """Start the sandbox (safe to run twice) and write its env file."""
+    _need("moto", "sandbox")
     from opsbook.kops.spec import ClusterSpec
     from opsbook.sandbox import Sandbox, env_file
     from opsbook.sandbox.cluster import Timing
@@ -209,11 +228,22 @@ def _load_params(runbook_name: str, pairs: list[str], files: list[Path]) -> tupl
         if not isinstance(data, dict):
             raise BadInput(f"-f {f}: the parameters file must be a YAML mapping of name: value")
         raw.update(data)
+    # -f files are cluster profiles shared by every runbook: keys this runbook does not declare are skipped
+    declared = {p.name for p in rb.parameters}
+    unused = sorted(k for k in raw if k not in declared)
+    if unused:
+        console.print(f"[dim]profile keys not used by {rb.name}: {', '.join(map(str, unused))}[/dim]")
+    raw = {k: v for k, v in raw.items() if k in declared}
     for pair in pairs:
         if "=" not in pair:
             raise BadInput(f"-p {pair!r}: write parameters as NAME=VALUE, e.g. -p wait=300")
         k, v = pair.split("=", 1)
         raw[k.strip()] = v
+    import os
+
+    from opsbook.engine.identity import env_defaults
+
+    raw.update(env_defaults(declared, raw, os.environ))  # KOPS_CLUSTER_NAME, AWS_REGION, KOPS_STATE_STORE
     return rb, parse_parameters(rb.parameters, raw, rb.name)
 
 
@@ -279,6 +309,14 @@ def run_cmd(
     timeout: Annotated[float, typer.Option(min=1, help="Overall time limit in seconds.")] = 1800,
     sandbox: Annotated[str | None, typer.Option(help="Run against this sandbox's environment.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(help="Webhook (Slack or generic JSON) told on a change of state; also $OPSBOOK_NOTIFY."),
+    ] = None,
+    heartbeat: Annotated[
+        str | None, typer.Option(help="URL pinged after every finished run (dead-man's switch).")
+    ] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context (default: the current one).")] = None,
 ) -> None:
     """Execute a runbook and save an immutable report (notebook, HTML, JSON).
 
@@ -292,12 +330,21 @@ def run_cmd(
     try:
         if fail_on not in SEVERITIES:
             raise BadInput(f"--fail-on {fail_on!r}: choose one of {', '.join(SEVERITIES)}")
+        from opsbook.engine.notify import alert_config
+
         rb, params = _load_params(runbook, param or [], params_file or [])
         env = None
         if sandbox:
             from opsbook.sandbox import active_env
 
             env = active_env(sandbox)
+        alerts = alert_config(notify or [], heartbeat)
+        if context:
+            import os
+
+            from opsbook.engine.identity import check_context
+
+            check_context(context, {**os.environ, **(env or {})})
     except OpsbookError as e:
         raise _fail(e) from e
 
@@ -323,6 +370,8 @@ def run_cmd(
             timeout=timeout,  # type: ignore[arg-type]
             progress=on_step,
             env=env,
+            alerts=alerts,
+            context=context,
         )
         bar.update(task, completed=bar.tasks[0].total or 0, description="done")
     colour = {"ok": "green", "findings": "yellow", "failed": "red"}[result.status]
@@ -334,6 +383,9 @@ def run_cmd(
         console.print(f"[red]failed at step:[/red] {result.failed_step}\n  {result.error}")
     for kind in ("html", "json", "ipynb"):
         out.print(f"{kind:5} {result.locations.get(kind)}")
+    for d in result.notifications:  # targets are named notify[N]/heartbeat: URLs are secrets
+        state = "sent" if d["ok"] else f"NOT delivered after {d.get('attempts', 0)} attempts ({d.get('error')})"
+        console.print(f"{d['target']}: {state}")
     raise typer.Exit(result.exit_code)
 
 
@@ -350,20 +402,49 @@ def _schedule_objs(
     image: str,
     fail_on: str,
     timeout: int,
-) -> list[dict[str, object]]:
+    env: list[str] | None = None,
+    annotations: list[str] | None = None,
+    time_zone: str | None = None,
+    namespace: str = "opsbook",
+) -> list[dict[str, Any]]:
     from opsbook.engine import schedule
 
     rb, params = _load_params(runbook, param or [], params_file or [])
-    objs = schedule.readonly_role_manifests() + schedule.render(
-        rb.name, cron, params, output, image=image, fail_on=fail_on, timeout_s=timeout
-    )  # type: ignore[attr-defined]
-    return objs  # type: ignore[return-value]
+    objs = schedule.render(
+        rb.name,
+        cron,
+        params,
+        output,
+        image=image,
+        fail_on=fail_on,
+        timeout_s=timeout,
+        namespace=namespace,
+        env=schedule.parse_pairs(env or [], "--env"),
+        service_account_annotations=schedule.parse_pairs(annotations or [], "--service-account-annotation"),
+        time_zone=time_zone,
+    )
+    runs = schedule.next_runs(schedule.validate_cron(cron), time_zone)
+    console.print(f"next runs ({time_zone or 'UTC'}): " + ", ".join(t.strftime("%a %Y-%m-%d %H:%M") for t in runs))
+    return objs
+
+
+CronOpt = Annotated[str, typer.Option(help="Cron schedule, e.g. '*/10 * * * *' or '0 9 * * MON-FRI'.")]
+EnvOpt = Annotated[list[str] | None, typer.Option("--env", help="NAME=VALUE for the runner (no secrets).")]
+AnnotationOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--service-account-annotation",
+        help="KEY=VALUE on the runner's ServiceAccount, e.g. eks.amazonaws.com/role-arn=arn:aws:iam::...:role/...",
+    ),
+]
+TzOpt = Annotated[str | None, typer.Option("--time-zone", help="IANA zone of the schedule (default UTC).")]
+NsOpt = Annotated[str, typer.Option("--namespace", help="Namespace of the CronJob.")]
 
 
 @schedule_app.command("render")
 def schedule_render(
     runbook: Annotated[str, typer.Argument(help="Runbook name.")],
-    cron: Annotated[str, typer.Option(help="Five-field cron schedule, e.g. '*/10 * * * *'.")],
+    cron: CronOpt,
     output: Annotated[str, typer.Option(help="Where reports go, e.g. s3://bucket/opsbook.")],
     param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")] = None,
     params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")] = None,
@@ -372,35 +453,83 @@ def schedule_render(
     ] = "opsbook-runner:0.1.0",
     fail_on: Annotated[str, typer.Option(help="Severity that fails the Job.")] = "high",
     timeout: Annotated[int, typer.Option(min=60, help="Job deadline in seconds.")] = 1800,
+    env: EnvOpt = None,
+    annotation: AnnotationOpt = None,
+    time_zone: TzOpt = None,
+    namespace: NsOpt = "opsbook",
 ) -> None:
-    """Print the manifests (ClusterRole, ServiceAccount, binding, ConfigMap, CronJob)."""
+    """Print the manifests (ClusterRole, Namespace, ServiceAccount, binding, ConfigMap, CronJob)."""
     from opsbook.engine import schedule
 
     try:
-        objs = _schedule_objs(runbook, cron, param, params_file, output, image, fail_on, timeout)
+        objs = _schedule_objs(
+            runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
+        )
     except OpsbookError as e:
         raise _fail(e) from e
-    sys.stdout.write(schedule.to_yaml(objs))  # type: ignore[arg-type]
+    sys.stdout.write(schedule.to_yaml(objs))
 
 
 @schedule_app.command("apply")
 def schedule_apply(
     runbook: Annotated[str, typer.Argument(help="Runbook name.")],
-    cron: Annotated[str, typer.Option(help="Five-field cron schedule.")],
+    cron: CronOpt,
     output: Annotated[str, typer.Option(help="Where reports go.")],
     param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")] = None,
     params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")] = None,
     image: Annotated[str, typer.Option(help="Runner image.")] = "opsbook-runner:0.1.0",
     fail_on: Annotated[str, typer.Option(help="Severity that fails the Job.")] = "high",
     timeout: Annotated[int, typer.Option(min=60, help="Job deadline in seconds.")] = 1800,
+    env: EnvOpt = None,
+    annotation: AnnotationOpt = None,
+    time_zone: TzOpt = None,
+    namespace: NsOpt = "opsbook",
 ) -> None:
-    """Apply the manifests to the current cluster (KUBECONFIG)."""
+    """Server-side apply the manifests (field manager opsbook) to the current cluster (KUBECONFIG)."""
     from opsbook.engine import schedule
 
     try:
-        objs = _schedule_objs(runbook, cron, param, params_file, output, image, fail_on, timeout)
-        for done in schedule.apply(objs):  # type: ignore[arg-type]
+        objs = _schedule_objs(
+            runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
+        )
+        for done in schedule.apply(objs):
             out.print(f"applied {done}")
+    except OpsbookError as e:
+        raise _fail(e) from e
+
+
+@schedule_app.command("list")
+def schedule_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Every opsbook CronJob on the current cluster, with its next runs."""
+    from opsbook.engine import schedule
+
+    try:
+        rows = schedule.list_schedules()
+    except OpsbookError as e:
+        raise _fail(e) from e
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="opsbook schedules")
+    for col in ("namespace", "cronjob", "runbook", "schedule", "time zone", "last run", "next run"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["namespace"], r["name"], r["runbook"], r["schedule"], r["time_zone"] or "UTC",
+                      r["last_schedule"] or "never", r["next_runs"][0] if r["next_runs"] else "")  # fmt: skip
+    out.print(table)
+
+
+@schedule_app.command("delete")
+def schedule_delete(
+    runbook: Annotated[str, typer.Argument(help="Runbook whose schedule to remove.")],
+    namespace: NsOpt = "opsbook",
+) -> None:
+    """Remove a schedule and everything apply created for it (shared objects go with the last schedule)."""
+    from opsbook.engine import schedule
+
+    try:
+        for what in schedule.delete(runbook, namespace):
+            out.print(f"deleted {what}")
     except OpsbookError as e:
         raise _fail(e) from e
 
@@ -455,6 +584,7 @@ def lab_cmd(
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
 ) -> None:
     """Open JupyterLab on notebooks/ with the sandbox (or the given cluster's) environment set."""
+    _need("jupyterlab", "lab")
     import os
 
     from opsbook.lab import start_lab

@@ -6,6 +6,7 @@ the sandbox's moto server depending only on the environment.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,11 @@ MISSING_API_CODES = {
     "UnrecognizedClientException",
 }
 DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
+
+
+def cluster_name() -> str:
+    """The kops cluster name from ``$KOPS_CLUSTER_NAME`` (a runbook's ``cluster_name`` parameter left empty)."""
+    return os.environ.get("KOPS_CLUSTER_NAME", "")
 
 
 def session(region: str | None = None) -> boto3.session.Session:

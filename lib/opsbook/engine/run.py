@@ -29,8 +29,10 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from papermill.parameterize import parameterize_notebook
 
-from opsbook.engine import render
+from opsbook.engine import history, render
 from opsbook.engine.catalog import Runbook
+from opsbook.engine.identity import cluster_identity, kubeconfig_for_context
+from opsbook.engine.notify import AlertConfig, send_all, summaries_before
 from opsbook.engine.redact import redact_notebook, redact_text, secret_values
 from opsbook.engine.storage import Storage, storage_for
 from opsbook.report import METADATA_KEY, SEVERITY_RANK, Finding
@@ -67,6 +69,8 @@ class RunResult:
     failed_step: str | None = None
     error: str | None = None
     locations: dict[str, str] = field(default_factory=dict)
+    cluster: dict[str, Any] = field(default_factory=dict)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -93,6 +97,8 @@ class RunResult:
             "findings": [f.__dict__ for f in self.findings],
             "records": self.records,
             "files": self.locations,
+            "cluster": self.cluster,
+            "notifications": self.notifications,
         }
 
 
@@ -141,6 +147,8 @@ def run_runbook(
     timeout: float = 1800,
     progress: Callable[[StepEvent], None] | None = None,
     env: Mapping[str, str] | None = None,
+    alerts: AlertConfig | None = None,
+    context: str | None = None,
 ) -> RunResult:
     """Execute ``runbook`` with already-checked ``parameters`` and save the record.
 
@@ -152,6 +160,8 @@ def run_runbook(
         timeout: overall limit in seconds (also the limit for any one step).
         progress: called when a step starts.
         env: extra environment for the kernel (e.g. a sandbox's).
+        alerts: webhooks and heartbeat (:mod:`opsbook.engine.notify`); their URLs are never saved.
+        context: kubeconfig context to use instead of the current one.
 
     Returns:
         The result; ``exit_code`` is 0 ok, 1 findings at/above ``fail_on``, 3 execution error.
@@ -168,6 +178,7 @@ def run_runbook(
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     total = len(code_cells)
 
+    private_kubeconfig = kubeconfig_for_context(context, {**os.environ, **(env or {})}) if context else None
     old_env = dict(os.environ)
     if env:
         os.environ.update(env)
@@ -176,6 +187,10 @@ def run_runbook(
     os.environ["OPSBOOK_OUTPUT_DIR"] = artifacts_dir
     # the kernel must be this interpreter, whatever `python` is on PATH
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    if private_kubeconfig:
+        os.environ["KUBECONFIG"] = str(private_kubeconfig)
+    identity = _identity(parameters)
+    previous_runs = _record_start(store, runbook.name, run_id, started, identity, timeout)
     deadline = time.monotonic() + timeout
     failed_step: str | None = None
     error: str | None = None
@@ -210,8 +225,10 @@ def run_runbook(
     finally:
         os.environ.clear()
         os.environ.update(old_env)
+        if private_kubeconfig:
+            private_kubeconfig.unlink(missing_ok=True)
 
-    secrets = secret_values({**old_env, **(env or {})})
+    secrets = secret_values({**old_env, **(env or {})}) + (alerts.secrets() if alerts else [])
     findings, records = collect_findings(nb)
     ended = datetime.now(UTC)
     if failed_step is not None:
@@ -241,6 +258,7 @@ def run_runbook(
         records=records,
         failed_step=failed_step,
         error=error,
+        cluster=identity,
     )
     nb.metadata.setdefault(METADATA_KEY, {})["run"] = {
         "run_id": run_id,
@@ -259,19 +277,62 @@ def run_runbook(
             rel = str(f.relative_to(artifacts_dir)).replace(os.sep, "_")
             result.locations[f"artifact:{rel}"] = store.write_artifact(runbook.name, run_id, rel, data)
     shutil.rmtree(artifacts_dir, ignore_errors=True)
+    if alerts:
+        previous = summaries_before(previous_runs, runbook.name, history.entry(result.summary())["cluster_key"],
+                                    started.isoformat())
+        try:
+            deliveries = send_all(result.summary(), previous, fail_on, result.locations["html"], alerts,
+                                  redact=lambda t: redact_text(t, secrets))
+            result.notifications = [d.as_dict() for d in deliveries]
+        except Exception as e:  # alerts never fail a run
+            result.notifications = [{"target": "all", "ok": False, "error": redact_text(repr(e), secrets)}]
     html = render.notebook_html(nb, result)
-    summary = render.summary_json(result)
+    summary = redact_text(render.summary_json(result), secrets)
     store.write_run(
         runbook.name,
         run_id,
         {
             "ipynb": redact_text(nb_text, secrets),
             "html": redact_text(html, secrets),
-            "json": redact_text(summary, secrets),
+            "json": summary,
         },
     )
-    store.write_index(render.index_html(store.list_summaries()))
+    history.record_end(store, _redacted(result.summary(), secrets))
     return result
+
+
+def _redacted(obj: Any, secrets: list[str]) -> Any:
+    """``obj`` with every string redacted (for the index manifest)."""
+    if isinstance(obj, str):
+        return redact_text(obj, secrets)
+    if isinstance(obj, list):
+        return [_redacted(x, secrets) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _redacted(v, secrets) for k, v in obj.items()}
+    return obj
+
+
+def _identity(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return cluster_identity(parameters).as_dict()
+    except Exception as e:  # identity is best effort; the run goes on
+        log.warning("could not tell which cluster this is: %s", e)
+        return {"cluster_name": str(parameters.get("cluster_name", "")), "notes": [f"identity unknown: {e}"]}
+
+
+def _record_start(
+    store: Storage, runbook: str, run_id: str, started: datetime, identity: dict[str, Any], timeout: float
+) -> list[dict[str, Any]]:
+    """Enter the run as running in the index; return the entries as they were (for alerts)."""
+    try:
+        before = history.load(store)
+        history.record_start(
+            store, {"runbook": runbook, "run_id": run_id, "started": started.isoformat(), "cluster": identity}, timeout
+        )
+        return before
+    except Exception as e:  # the run itself must still happen; its end writes the index again
+        log.warning("could not enter the run in the index: %s", e)
+        return []
 
 
 def _short_error(e: Exception) -> str:

@@ -1,19 +1,30 @@
 """Scheduled reports on the cluster itself: a CronJob that runs ``opsbook run``.
 
-``render`` returns the manifests (ServiceAccount, read-only ClusterRole binding,
-ConfigMap with the parameters, CronJob with concurrencyPolicy Forbid and history
-limits); ``apply`` creates or updates them through the API server.
+``render`` returns the manifests: the read-only ClusterRole (shipped as package
+data, so it is there after a plain ``pip install .``), a ServiceAccount (with
+annotations such as an IRSA role ARN), its binding, a ConfigMap with the
+parameters, and a CronJob (concurrencyPolicy Forbid, history limits, optional
+``timeZone``, extra environment, alert URLs from an optional Secret
+``opsbook-notify``). ``apply`` sends them with server-side apply under the field
+manager ``opsbook``; ``list`` and ``delete`` find them by label.
+
+Cron expressions are checked with croniter (day and month names included, as
+the CronJob controller accepts them) and :func:`next_runs` previews a schedule.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import json
+from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from croniter import croniter
 from kubernetes import client as k8s
-from kubernetes import utils as k8s_utils
+from kubernetes import dynamic
+from kubernetes.client.exceptions import ApiException
 
 from opsbook import __version__
 from opsbook.errors import BadInput
@@ -23,20 +34,65 @@ NAMESPACE = "opsbook"
 SERVICE_ACCOUNT = "opsbook-runner"
 CLUSTER_ROLE = "opsbook-readonly"
 DEFAULT_IMAGE = f"opsbook-runner:{__version__}"
-CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+FIELD_MANAGER = "opsbook"
+NOTIFY_SECRET = "opsbook-notify"  # optional Secret with OPSBOOK_NOTIFY / OPSBOOK_HEARTBEAT
+MANAGED = {"app.kubernetes.io/name": "opsbook", "app.kubernetes.io/managed-by": "opsbook"}
+CREATED_NS = "opsbook.io/created-by"
+MACROS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
 
 
 def validate_cron(expr: str) -> str:
-    """Check a five-field cron expression (or @hourly/@daily ...)."""
-    if expr.startswith("@") and expr in ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@midnight"):
+    """Check a five-field cron expression (names such as MON-FRI and JAN allowed) or a macro like @daily.
+
+    Raises:
+        BadInput: not a schedule the CronJob controller would accept.
+    """
+    expr = " ".join(expr.split())
+    if expr in MACROS:
         return expr
-    fields = expr.split()
-    if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
+    if "TZ=" in expr or len(expr.split()) != 5 or not croniter.is_valid(expr):
         raise BadInput(
-            f"--cron {expr!r} is not a five-field cron expression such as '*/10 * * * *' "
-            "(minute hour day-of-month month day-of-week)."
+            f"--cron {expr!r} is not a five-field cron expression such as '*/10 * * * *' or '0 9 * * MON-FRI' "
+            "(minute hour day-of-month month day-of-week); for a time zone use --time-zone."
         )
     return expr
+
+
+def validate_time_zone(tz: str | None) -> str | None:
+    """Check an IANA time zone name (``Europe/Berlin``)."""
+    if not tz:
+        return None
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise BadInput(f"--time-zone {tz!r} is not an IANA time zone name such as Europe/Berlin or UTC") from e
+    return tz
+
+
+def next_runs(cron: str, time_zone: str | None = None, count: int = 5, now: datetime | None = None) -> list[datetime]:
+    """The next ``count`` times the schedule fires (in ``time_zone``, default UTC)."""
+    tz = ZoneInfo(time_zone) if time_zone else UTC
+    start = (now or datetime.now(UTC)).astimezone(tz)
+    expr = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+            "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}.get(cron, cron)  # fmt: skip
+    it = croniter(expr, start)
+    return [it.get_next(datetime) for _ in range(count)]
+
+
+def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    """``NAME=VALUE`` pairs (``--env``, ``--service-account-annotation``) as a dict."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise BadInput(f"{what} {pair!r}: write NAME=VALUE")
+        out[k.strip()] = v
+    return out
+
+
+def cronjob_name(runbook: str) -> str:
+    """The CronJob (and ConfigMap prefix) for a runbook."""
+    return f"opsbook-{runbook}"[:52]
 
 
 def render(
@@ -48,6 +104,9 @@ def render(
     fail_on: str = "high",
     timeout_s: int = 1800,
     namespace: str = NAMESPACE,
+    env: dict[str, str] | None = None,
+    service_account_annotations: dict[str, str] | None = None,
+    time_zone: str | None = None,
 ) -> list[dict[str, Any]]:
     """Manifests that run ``opsbook run RUNBOOK`` on a schedule.
 
@@ -60,29 +119,80 @@ def render(
         fail_on: severity that fails the Job.
         timeout_s: activeDeadlineSeconds of each Job.
         namespace: namespace for the CronJob.
+        env: extra environment for the runner (e.g. ``AWS_REGION``); never put secrets here.
+        service_account_annotations: e.g. ``eks.amazonaws.com/role-arn`` for IRSA on kops.
+        time_zone: IANA zone for the schedule (CronJob ``timeZone``), default the controller's (UTC).
 
     Returns:
-        Kubernetes objects as dicts.
+        Kubernetes objects as dicts, the read-only ClusterRole first.
     """
-    validate_cron(cron)
-    name = f"opsbook-{runbook}"[:52]
-    labels = {
-        "app.kubernetes.io/name": "opsbook",
-        "app.kubernetes.io/component": "scheduled-runbook",
-        "opsbook.io/runbook": runbook,
-    }
+    cron = validate_cron(cron)
+    time_zone = validate_time_zone(time_zone)
+    name = cronjob_name(runbook)
+    labels = {**MANAGED, "app.kubernetes.io/component": "scheduled-runbook", "opsbook.io/runbook": runbook}
+    shared = {**MANAGED, "app.kubernetes.io/component": "runner"}
     params_yaml = yaml.safe_dump(parameters, sort_keys=True)
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace, "labels": labels},
+    container_env = [{"name": k, "value": v} for k, v in sorted((env or {}).items())]
+    spec: dict[str, Any] = {
+        "schedule": cron,
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 300,
+        "successfulJobsHistoryLimit": 3,
+        "failedJobsHistoryLimit": 5,
+    }
+    if time_zone:
+        spec["timeZone"] = time_zone
+    container: dict[str, Any] = {
+        "name": "opsbook",
+        "image": image,
+        "args": [
+            "run",
+            runbook,
+            "-f",
+            "/etc/opsbook/params.yaml",
+            "--output",
+            output,
+            "--fail-on",
+            fail_on,
+            "--timeout",
+            str(timeout_s),
+            "--quiet",
+        ],
+        "env": container_env,
+        "envFrom": [{"secretRef": {"name": NOTIFY_SECRET, "optional": True}}],
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "volumeMounts": [{"name": "params", "mountPath": "/etc/opsbook", "readOnly": True}],
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": False},
+    }
+    spec["jobTemplate"] = {
+        "metadata": {"labels": labels},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": timeout_s,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": SERVICE_ACCOUNT,
+                    "restartPolicy": "Never",
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "containers": [container],
+                    "volumes": [{"name": "params", "configMap": {"name": f"{name}-params"}}],
+                },
+            },
         },
+    }
+    sa_meta: dict[str, Any] = {"name": SERVICE_ACCOUNT, "namespace": namespace, "labels": shared}
+    if service_account_annotations:
+        sa_meta["annotations"] = dict(service_account_annotations)
+    return [
+        *readonly_role_manifests(),
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {CREATED_NS: "opsbook"}}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": sa_meta},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": {"name": f"{SERVICE_ACCOUNT}-{namespace}", "labels": labels},
+            "metadata": {"name": f"{SERVICE_ACCOUNT}-{namespace}", "labels": shared},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
             "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
         },
@@ -96,59 +206,7 @@ def render(
             "apiVersion": "batch/v1",
             "kind": "CronJob",
             "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {
-                "schedule": cron,
-                "concurrencyPolicy": "Forbid",
-                "startingDeadlineSeconds": 300,
-                "successfulJobsHistoryLimit": 3,
-                "failedJobsHistoryLimit": 5,
-                "jobTemplate": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "backoffLimit": 0,
-                        "activeDeadlineSeconds": timeout_s,
-                        "ttlSecondsAfterFinished": 86400,
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {
-                                "serviceAccountName": SERVICE_ACCOUNT,
-                                "restartPolicy": "Never",
-                                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                                "containers": [
-                                    {
-                                        "name": "opsbook",
-                                        "image": image,
-                                        "args": [
-                                            "run",
-                                            runbook,
-                                            "-f",
-                                            "/etc/opsbook/params.yaml",
-                                            "--output",
-                                            output,
-                                            "--fail-on",
-                                            fail_on,
-                                            "--timeout",
-                                            str(timeout_s),
-                                        ],
-                                        "resources": {
-                                            "requests": {"cpu": "100m", "memory": "256Mi"},
-                                            "limits": {"memory": "1Gi"},
-                                        },
-                                        "volumeMounts": [
-                                            {"name": "params", "mountPath": "/etc/opsbook", "readOnly": True}
-                                        ],
-                                        "securityContext": {
-                                            "allowPrivilegeEscalation": False,
-                                            "readOnlyRootFilesystem": False,
-                                        },
-                                    }
-                                ],
-                                "volumes": [{"name": "params", "configMap": {"name": f"{name}-params"}}],
-                            },
-                        },
-                    },
-                },
-            },
+            "spec": spec,
         },
     ]
 
@@ -159,37 +217,134 @@ def to_yaml(objs: list[dict[str, Any]]) -> str:
 
 
 def readonly_role_manifests() -> list[dict[str, Any]]:
-    """The shipped read-only ClusterRole (deploy/rbac-readonly.yaml), if present."""
-    path = Path(__file__).resolve().parents[3] / "deploy" / "rbac-readonly.yaml"
-    if not path.exists():
-        return []
-    return [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "ClusterRole"]
+    """The read-only ClusterRole shipped in the package (``opsbook/deploy/rbac-readonly.yaml``)."""
+    text = resources.files("opsbook").joinpath("deploy/rbac-readonly.yaml").read_text()
+    roles = [d for d in yaml.safe_load_all(text) if d and d.get("kind") == "ClusterRole" and
+             d["metadata"]["name"] == CLUSTER_ROLE]  # fmt: skip
+    for r in roles:
+        r["metadata"].setdefault("labels", {}).update(MANAGED)
+    return roles
+
+
+def iam_policy() -> dict[str, Any]:
+    """The least-privilege IAM policy for the read-only runbooks (``opsbook/deploy/iam-readonly.json``)."""
+    return dict(json.loads(resources.files("opsbook").joinpath("deploy/iam-readonly.json").read_text()))
+
+
+def _resource(dyn: dynamic.DynamicClient, obj: dict[str, Any]) -> Any:
+    return dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
 
 
 def apply(objs: list[dict[str, Any]], api: k8s.ApiClient | None = None) -> list[str]:
-    """Create or replace the objects on the cluster; return ``kind/name`` of each."""
+    """Server-side apply each object (field manager ``opsbook``); return ``kind/name`` of each.
+
+    A Namespace that already exists is left as it is (and so is never deleted by :func:`delete`).
+    """
     api = api or api_client()
+    dyn = dynamic.DynamicClient(api)
     done = []
     with boundary("applying the schedule", api):
         for obj in objs:
-            kind, name = obj["kind"], obj["metadata"]["name"]
-            try:
-                k8s_utils.create_from_dict(api, obj)
-            except k8s_utils.FailToCreateError as e:
-                if not all(getattr(x, "status", None) == 409 for x in e.api_exceptions):
-                    raise e.api_exceptions[0] from e
-                _replace(api, obj)
-            done.append(f"{kind}/{name}")
+            kind, meta = obj["kind"], obj["metadata"]
+            res = _resource(dyn, obj)
+            if kind == "Namespace":
+                try:
+                    res.get(name=meta["name"])
+                    done.append(f"{kind}/{meta['name']} (exists, left alone)")
+                    continue
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
+            res.server_side_apply(
+                body=obj,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+            done.append(f"{kind}/{meta['name']}")
     return done
 
 
-def _replace(api: k8s.ApiClient, obj: dict[str, Any]) -> None:
-    kind, meta = obj["kind"], obj["metadata"]
-    ns = meta.get("namespace")
-    if kind == "CronJob":
-        k8s.BatchV1Api(api).patch_namespaced_cron_job(meta["name"], ns, obj)
-    elif kind == "ConfigMap":
-        k8s.CoreV1Api(api).patch_namespaced_config_map(meta["name"], ns, obj)
-    elif kind == "ClusterRole":
-        k8s.RbacAuthorizationV1Api(api).patch_cluster_role(meta["name"], obj)
-    # Namespace, ServiceAccount, ClusterRoleBinding: already there is fine
+def list_schedules(api: k8s.ApiClient | None = None) -> list[dict[str, Any]]:
+    """Every opsbook CronJob: namespace, name, runbook, schedule, time zone, last run, next runs."""
+    api = api or api_client()
+    out = []
+    with boundary("listing schedules", api):
+        items = k8s.BatchV1Api(api).list_cron_job_for_all_namespaces(
+            label_selector="app.kubernetes.io/managed-by=opsbook"
+        )
+    for cj in items.items:
+        tz = cj.spec.time_zone
+        out.append(
+            {
+                "namespace": cj.metadata.namespace,
+                "name": cj.metadata.name,
+                "runbook": (cj.metadata.labels or {}).get("opsbook.io/runbook", ""),
+                "schedule": cj.spec.schedule,
+                "time_zone": tz or "",
+                "suspended": bool(cj.spec.suspend),
+                "last_schedule": cj.status.last_schedule_time.isoformat()
+                if cj.status and cj.status.last_schedule_time
+                else "",
+                "next_runs": [t.isoformat() for t in next_runs(cj.spec.schedule, tz, 3)],
+            }
+        )
+    return sorted(out, key=lambda s: (s["namespace"], s["name"]))
+
+
+def delete(runbook: str, namespace: str = NAMESPACE, api: k8s.ApiClient | None = None) -> list[str]:
+    """Delete the runbook's CronJob, its Jobs and ConfigMap, and shared objects with the last schedule.
+
+    When no opsbook CronJob is left in the namespace, the ServiceAccount and binding go
+    too; with none left anywhere, the ClusterRole; and the namespace if opsbook created it.
+    """
+    api = api or api_client()
+    batch, core, rbac = k8s.BatchV1Api(api), k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
+    name = cronjob_name(runbook)
+    gone: list[str] = []
+
+    def attempt(what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+            gone.append(what)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    with boundary(f"deleting the schedule of {runbook}", api):
+        try:
+            batch.read_namespaced_cron_job(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                raise BadInput(
+                    f"no schedule for {runbook!r} in namespace {namespace} (see `opsbook schedule list`)"
+                ) from e
+            raise
+        for job in batch.list_namespaced_job(namespace, label_selector=f"opsbook.io/runbook={runbook}").items:
+            attempt(f"Job/{job.metadata.name}", batch.delete_namespaced_job, job.metadata.name, namespace,
+                    propagation_policy="Background")  # fmt: skip
+        attempt(f"CronJob/{name}", batch.delete_namespaced_cron_job, name, namespace, propagation_policy="Background")
+        attempt(f"ConfigMap/{name}-params", core.delete_namespaced_config_map, f"{name}-params", namespace)
+        if batch.list_namespaced_cron_job(namespace, label_selector="app.kubernetes.io/managed-by=opsbook").items:
+            return gone
+        attempt(f"ServiceAccount/{SERVICE_ACCOUNT}", core.delete_namespaced_service_account, SERVICE_ACCOUNT, namespace)
+        attempt(f"ClusterRoleBinding/{SERVICE_ACCOUNT}-{namespace}", rbac.delete_cluster_role_binding,
+                f"{SERVICE_ACCOUNT}-{namespace}")  # fmt: skip
+        others = batch.list_cron_job_for_all_namespaces(label_selector="app.kubernetes.io/managed-by=opsbook").items
+        role = _read_or_none(rbac.read_cluster_role, CLUSTER_ROLE) if not others else None
+        if role is not None and (role.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "opsbook":
+            attempt(f"ClusterRole/{CLUSTER_ROLE}", rbac.delete_cluster_role, CLUSTER_ROLE)
+        ns = _read_or_none(core.read_namespace, namespace)
+        if ns is not None and (ns.metadata.labels or {}).get(CREATED_NS) == "opsbook":
+            attempt(f"Namespace/{namespace}", core.delete_namespace, namespace)
+    return gone
+
+
+def _read_or_none(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise

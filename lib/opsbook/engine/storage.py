@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import BadInput
 
 EXTENSIONS = ("ipynb", "html", "json")
+MANIFEST = "index.json"
+Entries = list[dict[str, Any]]
+Update = Callable[[Entries], Entries]
 
 
 class Storage(Protocol):
@@ -36,6 +44,22 @@ class Storage(Protocol):
 
     def write_index(self, html: str) -> None:
         """Replace the index page."""
+        ...
+
+    def read_manifest(self) -> Entries | None:
+        """The index manifest (one small entry per run), or ``None`` if there is none yet."""
+        ...
+
+    def update_manifest(self, fn: Update) -> Entries:
+        """Read-modify-write the manifest without losing a concurrent writer's entry; return the result."""
+        ...
+
+    def read_text(self, runbook: str, name: str) -> str:
+        """One saved file of a run, e.g. ``<run_id>.json``."""
+        ...
+
+    def delete_run(self, runbook: str, run_id: str) -> int:
+        """Delete every file of a run; return how many."""
         ...
 
 
@@ -105,6 +129,37 @@ class LocalStorage:
         """Replace index.html atomically."""
         atomic_write(self.root / "index.html", html)
 
+    def read_manifest(self) -> Entries | None:
+        """index.json, if present."""
+        return _parse_manifest(self.root / MANIFEST)
+
+    def update_manifest(self, fn: Update) -> Entries:
+        """Under an exclusive lock (flock on .index.lock), read, change and atomically replace index.json."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".index.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                entries = fn(self.read_manifest() or [])
+                atomic_write(self.root / MANIFEST, _dump_manifest(entries))
+                return entries
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read_text(self, runbook: str, name: str) -> str:
+        """A saved file's text."""
+        try:
+            return (self.root / runbook / name).read_text()
+        except OSError as e:
+            raise BadInput(f"no report file {runbook}/{name} under {self.root}") from e
+
+    def delete_run(self, runbook: str, run_id: str) -> int:
+        """Remove ``<runbook>/<run_id>.*``."""
+        n = 0
+        for p in (self.root / runbook).glob(f"{run_id}.*"):
+            p.unlink(missing_ok=True)
+            n += 1
+        return n
+
 
 class S3Storage:
     """Run records in S3 (each object is written whole, so writes are atomic)."""
@@ -160,3 +215,72 @@ class S3Storage:
             self.s3.put_object(
                 Bucket=self.bucket, Key=self._key("index.html"), Body=html.encode(), ContentType="text/html"
             )
+
+    def _get_manifest(self) -> tuple[Entries | None, str | None]:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=self._key(MANIFEST))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None, None
+            raise
+        return _loads_manifest(obj["Body"].read().decode()), str(obj["ETag"])
+
+    def read_manifest(self) -> Entries | None:
+        """index.json under the prefix, if present (one download)."""
+        with boundary(f"reading the report index in s3://{self.bucket}/{self.prefix}"):
+            return self._get_manifest()[0]
+
+    def update_manifest(self, fn: Update) -> Entries:
+        """Optimistic concurrency: a conditional PUT (If-Match the ETag read, If-None-Match on create), retried."""
+        with boundary(f"updating the report index in s3://{self.bucket}/{self.prefix}"):
+            for _ in range(20):
+                current, etag = self._get_manifest()
+                entries = fn(current or [])
+                cond = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+                try:
+                    self.s3.put_object(
+                        Bucket=self.bucket,
+                        Key=self._key(MANIFEST),
+                        Body=_dump_manifest(entries).encode(),
+                        ContentType="application/json",
+                        **cond,
+                    )
+                    return entries
+                except ClientError as e:
+                    code = e.response.get("Error", {}).get("Code")
+                    if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                        raise
+            raise BadInput(f"s3://{self.bucket}/{self._key(MANIFEST)}: too many concurrent writers; run again")
+
+    def read_text(self, runbook: str, name: str) -> str:
+        """A saved object's text."""
+        with boundary(f"reading s3://{self.bucket}/{self._key(runbook, name)}"):
+            return str(self.s3.get_object(Bucket=self.bucket, Key=self._key(runbook, name))["Body"].read().decode())
+
+    def delete_run(self, runbook: str, run_id: str) -> int:
+        """Delete ``<runbook>/<run_id>.*`` objects."""
+        with boundary(f"deleting {runbook}/{run_id} in s3://{self.bucket}"):
+            resp = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self._key(runbook, f"{run_id}."))
+            keys = [{"Key": o["Key"]} for o in resp.get("Contents", [])]
+            if keys:
+                self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+            return len(keys)
+
+
+def _loads_manifest(text: str) -> Entries | None:
+    with contextlib.suppress(json.JSONDecodeError, AttributeError):
+        runs = json.loads(text).get("runs")
+        if isinstance(runs, list):
+            return [r for r in runs if isinstance(r, dict)]
+    return None
+
+
+def _parse_manifest(path: Path) -> Entries | None:
+    try:
+        return _loads_manifest(path.read_text())
+    except OSError:
+        return None
+
+
+def _dump_manifest(entries: Entries) -> str:
+    return json.dumps({"version": 1, "runs": entries}, indent=1, default=str) + "\n"
