@@ -132,18 +132,27 @@ def delete_instance_group(spec: ClusterSpec, name: str) -> None:
                                                 Key=_s3_key(f"{spec.name}/instancegroup/{name}"))
 
 
-def publish(sb: Sandbox, kops: Path) -> str:
-    """Write the sandbox's cluster, instance groups and CA to the state store; return its URL.
+def sandbox_spec(sb: Sandbox) -> ClusterSpec:
+    """The cluster spec the sandbox was seeded with.
 
     Raises:
-        SandboxError: the sandbox is not up, has no kwokctl CA, or kops refused the keypair.
+        SandboxError: the sandbox is not up.
     """
     st = sb.state()
     if st is None:
         raise SandboxError(f"sandbox {sb.name!r} is not up: run `opsbook sandbox up --name {sb.name}`")
     from opsbook.sandbox import _spec_from_dict
 
-    spec = ClusterSpec(**_spec_from_dict(st.spec))
+    return ClusterSpec(**_spec_from_dict(st.spec))
+
+
+def publish(sb: Sandbox, kops: Path) -> str:
+    """Write the sandbox's cluster, instance groups and CA to the state store; return its URL.
+
+    Raises:
+        SandboxError: the sandbox is not up, has no kwokctl CA, or kops refused the keypair.
+    """
+    spec = sandbox_spec(sb)
     env = sb.activate()
     s3 = aws_client("s3", spec.region)
     asgs = {g["AutoScalingGroupName"] for g in aws_client("autoscaling", spec.region)
@@ -215,4 +224,4 @@ def run(sb: Sandbox, kops: Path, timeout: float = 120) -> KopsRun:
 
 
 __all__ = ["STATE_STORE", "KopsRun", "api_names", "delete_instance_group", "instance_group_document", "publish",
-           "put_instance_group", "run"]
+           "put_instance_group", "run", "sandbox_spec"]
