@@ -951,7 +951,8 @@ def _fail_reason(v: Validation | None, error: str = "") -> str:
     if v.kops_failures:
         kinds = ", ".join(f"{t}/{n}" for t, n in v.kops.keys()[:5])
         more = f" and {v.kops_failures - 5} more" if v.kops_failures > 5 else ""
-        return f"{v.kops_failures} kops validation failure(s): {kinds}{more}"
+        checks = sorted(set(v.findings.loc[v.findings["group"] == "kops", "check"]))
+        return f"{v.kops_failures} kops validation failure(s): {kinds}{more} ({', '.join(checks)})"
     return f"findings at or above the fail_on severity ({len(v.findings)} findings)"
 
 
