@@ -88,6 +88,8 @@ def assert_same(theirs: kv.KopsRun, ours: v.Validation, expected: list[tuple[str
     assert theirs.keys() == expected, theirs.failures
     assert ours.kops.keys() == expected, ours.kops.failures
     assert theirs.passed == ours.kops_passed == (not expected)
+    # v1.33.1 exits 1 ("validation failed: cluster not yet healthy"): its os.Exit(2) is unreachable
+    assert theirs.exit_code == (1 if expected else 0), theirs.stderr[-500:]
     assert sorted((n["name"], n["role"]) for n in theirs.nodes) == sorted(
         zip(ours.kops.nodes["name"], ours.kops.nodes["role"], strict=True))
     # the opsbook verdict follows the kops group (no beyond-kops finding reaches fail_on here)
@@ -277,3 +279,27 @@ def test_terminating_critical_pod(oracle: Oracle, api: k8s.ApiClient, namespace:
         core.patch_namespaced_pod("agent", namespace, {"metadata": {"finalizers": None}})
         wait_until(lambda: "agent" not in {p.metadata.name for p in core.list_namespaced_pod(namespace).items},
                    30, "the pod to be gone")
+
+
+def test_run_record_reads_like_kops_json(oracle: Oracle, group: Callable[..., list[str]], tmp_path: Path) -> None:
+    """`opsbook run validate-cluster` records kops' failures/nodes shape (`.records.validation`)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    group("nodes-gone", with_asg=False)
+    theirs = kv.run(oracle.sb, oracle.kops)
+    opsbook = Path(sys.executable).parent / "opsbook"
+    proc = subprocess.run([str(opsbook), "run", "validate-cluster", "-p", f"state_store={oracle.store}",
+                           "--output", str(tmp_path)], env={**os.environ, **oracle.sb.activate()},
+                          capture_output=True, text=True, timeout=300, check=False)
+    record = json.loads(next(tmp_path.rglob("*.json")).read_text())
+    body = record["records"]["validation"]
+    assert proc.returncode != 0 and record["status"] != "ok", proc.stdout[-800:]
+    assert body["status"] == "FAIL" and body["kops"] == {"status": "FAIL", "failures": 1}
+    # the same list kops -o json prints, field for field but instanceGroup (kops: the whole object)
+    assert [{k: f[k] for k in ("type", "name", "message")} for f in body["failures"]] == [
+        {k: f[k] for k in ("type", "name", "message")} for f in theirs.failures]
+    assert body["failures"][0]["instanceGroup"] == theirs.failures[0]["instanceGroup"]["metadata"]["name"]
+    assert sorted(n["name"] for n in body["nodes"]) == sorted(n["name"] for n in theirs.nodes)
