@@ -654,7 +654,8 @@ class Sources:
         api: Kubernetes ApiClient (default: the configured cluster).
         cluster: kops cluster name (default ``$KOPS_CLUSTER_NAME``); empty = no AWS side.
         region: AWS region (default: the environment's).
-        state_store: ``s3://...`` kops state store for instance-group targets; empty = ASG desired.
+        state_store: ``s3://...`` kops state store: the instance groups kops validates (empty:
+            ``$KOPS_STATE_STORE``, else the ASGs' tags).
         asg, ec2, s3: boto3 clients (default: new ones).
         limit: page size of the list calls.
     """
@@ -715,11 +716,12 @@ def collect(src: Sources) -> Inputs:
         except AwsError as e:
             notes["kops.instancegroup.size"] = f"ASGs/instances unreadable ({e}); instance groups not checked"
             notes["kops.instance.joined"] = f"skipped: ASGs/instances unreadable ({e})"
-    if cloud is not None and src.state_store:
+    store = src.state_store or os.environ.get("KOPS_STATE_STORE", "")  # where kops itself looks
+    if cloud is not None and store.startswith("s3://"):
         try:
-            igs = asgmod.state_store_instance_groups(src.state_store, cluster, region, src.s3, calls)
+            igs = asgmod.state_store_instance_groups(store, cluster, region, src.s3, calls)
             if igs.empty:
-                notes["kops.instancegroup.missing"] = (f"no instance groups of {cluster} in {src.state_store}; "
+                notes["kops.instancegroup.missing"] = (f"no instance groups of {cluster} in {store}; "
                                                        "instance groups from the ASGs' tags instead")
                 igs = None
         except AwsError as e:
@@ -973,7 +975,8 @@ def validate_cluster(cluster_name: str = "", region: str = "", state_store: str 
     Args:
         cluster_name: kops cluster name (default ``$KOPS_CLUSTER_NAME``).
         region: AWS region (default: the environment's).
-        state_store: ``s3://`` kops state store for instance-group targets ("" = ASG desired capacity).
+        state_store: ``s3://`` kops state store listing the instance groups ("" = ``$KOPS_STATE_STORE``,
+            else the ASGs' tags; targets are always the ASGs' desired capacity, as in kops).
         wait: seconds to keep validating until it passes (0 = once).
         count: consecutive passes required.
         interval: seconds between attempts.
