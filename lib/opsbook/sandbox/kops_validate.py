@@ -219,6 +219,11 @@ def run(sb: Sandbox, kops: Path, timeout: float = 120) -> KopsRun:
         out.failures = list(body.get("failures") or [])
         out.nodes = list(body.get("nodes") or [])
     elif proc.returncode != 0:
+        if "x509" in proc.stderr or "certificate is valid for" in proc.stderr:
+            raise SandboxError(f"kops cannot verify the sandbox's API server as {api_names(st.cluster_name)[1]}: the "
+                               "sandbox was created without those certificate names; recreate it "
+                               f"(`opsbook sandbox down --name {sb.name}` then `up`). kops said: "
+                               f"{proc.stderr.strip()[-600:]}")
         raise SandboxError(f"kops validate printed no result (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
     return out
 
