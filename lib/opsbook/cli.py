@@ -211,6 +211,21 @@ def sandbox_env(
     sys.stdout.write(f"{f}\n" if path else f.read_text())
 
 
+@sandbox_app.command("kops-validate")
+def sandbox_kops_validate(
+    name: Annotated[str, typer.Option(help="Sandbox name.")] = "opsbook",
+    compare: Annotated[bool, typer.Option(help="Also run opsbook's kops group and compare.")] = True,
+) -> None:
+    """Run the real `kops validate cluster -o json` against the sandbox (exit code: kops')."""
+    from opsbook.cli_kops import kops_validate_command
+
+    try:
+        code = kops_validate_command(name, compare, out.print_json)
+    except OpsbookError as e:
+        raise _fail(e) from e
+    raise typer.Exit(code)
+
+
 def _load_params(runbook_name: str, pairs: list[str], files: list[Path]) -> tuple[Runbook, dict[str, Any]]:
     """Find the runbook and parse -f files then -p pairs by the declared types (raises BadInput)."""
     import yaml

@@ -14,6 +14,7 @@ Every call here is read-only (``Describe*``, ``s3:GetObject``/``ListBucket``).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,6 +29,15 @@ IG_TAG = "kops.k8s.io/instancegroup"
 CLUSTER_TAG = "KubernetesCluster"
 TARGET_COLUMNS = ["instance_group", "target", "min_size", "max_size", "source", "asg"]
 INSTANCE_COLUMNS = ["instance_id", "instance_group", "state", "private_dns", "zone", "instance_type"]
+IG_COLUMNS = ["instance_group", "role", "min_size", "max_size", "asg"]
+# kops InstanceGroup spec.role (any case; "Master" is the v1alpha2 name of ControlPlane) -> kops' lower-case role
+IG_ROLES = {"master": "control-plane", "controlplane": "control-plane", "control-plane": "control-plane",
+            "node": "node", "bastion": "bastion", "apiserver": "apiserver"}
+DETACHED_TAG = "kops.k8s.io/detached-from-asg"
+KOPS_ASG_COLUMNS = ["asg", "desired", "min_size", "max_size", "status", "instance_group", "role"]
+KOPS_MEMBER_COLUMNS = ["asg", "instance_id", "lifecycle_state", "warm"]
+KOPS_INSTANCE_COLUMNS = ["instance_id", "instance_group", "state", "detached", "private_dns", "zone",
+                         "instance_type"]
 
 
 class Calls:
@@ -125,6 +135,40 @@ def state_store_targets(state_store: str, cluster: str, region: str | None = Non
         BadInput: ``state_store`` is not an ``s3://`` URL.
         AwsError: the bucket cannot be read.
     """
+    rows = []
+    for ig in state_store_instance_groups(state_store, cluster, region, s3, calls).itertuples(index=False):
+        rows.append({"instance_group": ig.instance_group, "target": ig.min_size, "min_size": ig.min_size,
+                     "max_size": ig.max_size, "source": "state-store", "asg": ig.asg})
+    return pd.DataFrame(rows, columns=TARGET_COLUMNS).sort_values("instance_group", ignore_index=True)
+
+
+def asg_name(instance_group: str, role: str, cluster: str) -> str | None:
+    """The ASG name kops gives an instance group (``matchInstanceGroup`` in kops' awsup).
+
+    Control-plane groups are ``<ig>.masters.<cluster>``; None for a role kops ignores.
+    """
+    kind = IG_ROLES.get(role.lower())
+    if kind in ("control-plane",):
+        return f"{instance_group}.masters.{cluster}"
+    if kind == "apiserver":
+        return f"{instance_group}.apiservers.{cluster}"
+    if kind in ("node", "bastion"):
+        return f"{instance_group}.{cluster}"
+    return None
+
+
+def state_store_instance_groups(state_store: str, cluster: str, region: str | None = None, s3: Any = None,
+                                calls: Calls | None = None) -> pd.DataFrame:
+    """The instance groups stored for ``cluster`` in the kops state store (what kops validate lists).
+
+    Returns:
+        Columns ``instance_group, role`` (kops' lower-case role: ``control-plane``, ``node``, ``bastion``,
+        ``apiserver``), ``min_size, max_size, asg`` (the ASG name kops looks for).
+
+    Raises:
+        BadInput: ``state_store`` is not an ``s3://`` URL.
+        AwsError: the bucket cannot be read.
+    """
     from opsbook.errors import BadInput
 
     url = urlparse(state_store)
@@ -145,10 +189,95 @@ def state_store_targets(state_store: str, cluster: str, region: str | None = Non
                 spec = ig.get("spec") or {}
                 name = (ig.get("metadata") or {}).get("name") or obj["Key"].rsplit("/", 1)[-1]
                 min_size = int(spec.get("minSize", 1))
-                rows.append({"instance_group": name, "target": min_size, "min_size": min_size,
-                             "max_size": int(spec.get("maxSize", min_size)), "source": "state-store",
-                             "asg": f"{name}.{cluster}"})
-    return pd.DataFrame(rows, columns=TARGET_COLUMNS).sort_values("instance_group", ignore_index=True)
+                role = IG_ROLES.get(str(spec.get("role", "Node")).lower(), str(spec.get("role", "")).lower())
+                rows.append({"instance_group": name, "role": role, "min_size": min_size,
+                             "max_size": int(spec.get("maxSize", min_size)),
+                             "asg": asg_name(name, role, cluster) or ""})
+    return pd.DataFrame(rows, columns=IG_COLUMNS).sort_values("instance_group", ignore_index=True)
+
+
+@dataclass
+class KopsCloud:
+    """The cluster's AWS side read the way ``kops validate cluster`` reads it (``getCloudGroups``).
+
+    Attributes:
+        asgs: the ASGs tagged ``KubernetesCluster=<cluster>``: ``asg, desired, min_size, max_size,
+            status`` (non-empty = "Delete in progress"), ``instance_group, role`` (from its tags).
+        members: ASG and warm-pool instances: ``asg, instance_id, lifecycle_state, warm``.
+        instances: the cluster's pending/running/stopping/stopped EC2 instances: ``instance_id,
+            instance_group`` (tag), ``state, detached`` (value of ``kops.k8s.io/detached-from-asg``),
+            ``private_dns, zone, instance_type``.
+        notes: what could not be read (e.g. warm pools: the API is missing or denied).
+    """
+
+    asgs: pd.DataFrame
+    members: pd.DataFrame
+    instances: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def kops_cloud(cluster: str, region: str | None = None, asg: Any = None, ec2: Any = None,
+               calls: Calls | None = None) -> KopsCloud:
+    """Read ASGs, their instances, warm pools and the cluster's EC2 instances (read-only).
+
+    A missing or denied ``DescribeWarmPool`` leaves warm pools out and says so in ``notes``.
+
+    Raises:
+        AwsError: the ASGs or instances cannot be read.
+    """
+    from opsbook.errors import AwsError
+
+    calls = calls or Calls()
+    asg_rows: list[dict[str, Any]] = []
+    member_rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    groups: list[dict[str, Any]] = []
+    with boundary(f"describe Auto Scaling groups of {cluster}"):
+        asg = asg or client("autoscaling", region)
+        for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
+                Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]):
+            calls.count += 1
+            groups += [g for g in page["AutoScalingGroups"] if _tags(g.get("Tags", [])).get(CLUSTER_TAG) == cluster]
+    ec2 = ec2 or client("ec2", region)
+    for g in groups:
+        name = g["AutoScalingGroupName"]
+        tags = _tags(g.get("Tags", []))
+        roles = [k.removeprefix("k8s.io/role/") for k in tags if k.startswith("k8s.io/role/")]
+        role = ("control-plane" if {"master", "control-plane"} & set(roles)
+                else "bastion" if "bastion" in roles else "node")
+        asg_rows.append({"asg": name, "desired": int(g["DesiredCapacity"]), "min_size": int(g["MinSize"]),
+                         "max_size": int(g["MaxSize"]), "status": g.get("Status") or "",
+                         "instance_group": tags.get(IG_TAG, ""), "role": role})
+        member_rows += [{"asg": name, "instance_id": i.get("InstanceId", ""),
+                         "lifecycle_state": i.get("LifecycleState", ""), "warm": False}
+                        for i in g.get("Instances", [])]
+        try:
+            with boundary(f"describe warm pool of {name}"):
+                calls.count += 1
+                pool = asg.describe_warm_pool(AutoScalingGroupName=name)
+            member_rows += [{"asg": name, "instance_id": i.get("InstanceId", ""),
+                             "lifecycle_state": i.get("LifecycleState", ""), "warm": True}
+                            for i in pool.get("Instances", [])]
+        except AwsError as e:
+            notes.append(f"warm pool of {name} unreadable ({e}); warm-pool instances not counted")
+    inst_rows = []
+    with boundary(f"describe instances of {cluster}"):
+        for page in ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]},
+                         {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}],
+                PaginationConfig={"PageSize": 1000}):
+            calls.count += 1
+            for res in page["Reservations"]:
+                for i in res["Instances"]:
+                    tags = _tags(i.get("Tags", []))
+                    inst_rows.append({"instance_id": i["InstanceId"], "instance_group": tags.get(IG_TAG, ""),
+                                      "state": i["State"]["Name"], "detached": tags.get(DETACHED_TAG, ""),
+                                      "private_dns": i.get("PrivateDnsName", ""),
+                                      "zone": i["Placement"]["AvailabilityZone"],
+                                      "instance_type": i["InstanceType"]})
+    return KopsCloud(asgs=pd.DataFrame(asg_rows, columns=KOPS_ASG_COLUMNS),
+                     members=pd.DataFrame(member_rows, columns=KOPS_MEMBER_COLUMNS),
+                     instances=pd.DataFrame(inst_rows, columns=KOPS_INSTANCE_COLUMNS), notes=notes)
 
 
 def label_targets(nodes: pd.DataFrame) -> pd.DataFrame:

@@ -56,10 +56,12 @@ CRITICAL_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
 BURSTABLE_FAMILIES = ("t2", "t3", "t3a", "t4g")
 
 NODE_COLUMNS = ["name", "object", "instance_group", "role", "instance_type", "zone", "provider_id",
-                "instance_id", "ready", "ready_reason", "pressure", "unschedulable", "created"]
+                "instance_id", "ready", "ready_reason", "pressure", "unschedulable", "created",
+                "network_unavailable", "hostname", "addresses", "kops_instance_id", "control_plane_label"]
 POD_COLUMNS = ["namespace", "name", "object", "node", "phase", "ready", "terminating", "priority_class",
                "priority", "component", "workload", "scheduled_reason", "scheduled_message",
-               "waiting_reason", "waiting_message", "restarts", "oom_killed", "containers", "created"]
+               "waiting_reason", "waiting_message", "restarts", "oom_killed", "containers", "created",
+               "host_ip", "k8s_app", "not_ready_containers"]
 DEPLOYMENT_COLUMNS = ["namespace", "name", "object", "desired", "available", "ready", "updated"]
 PDB_COLUMNS = ["namespace", "name", "object", "disruptions_allowed", "current_healthy", "desired_healthy",
                "expected_pods", "min_available", "max_unavailable"]
@@ -74,12 +76,16 @@ class Snapshot:
     Attributes:
         nodes: one row per node: ``name, object, instance_group, role`` (``control-plane``|``node``),
             ``instance_type, zone, provider_id, instance_id, ready`` (``True``|``False``|``Unknown``),
-            ``ready_reason, pressure`` (comma-joined true pressure conditions), ``unschedulable, created``.
+            ``ready_reason, pressure`` (comma-joined true pressure conditions), ``unschedulable, created``,
+            ``network_unavailable`` (its condition's status), ``hostname`` (label), ``addresses``
+            (tuple), ``kops_instance_id`` (last part of the providerID, as kops reads it),
+            ``control_plane_label`` (has ``node-role.kubernetes.io/control-plane``).
         pods: one row per pod: ``namespace, name, object, node, phase, ready, terminating,
             priority_class, priority, component`` (``k8s-app``/``component`` label), ``workload``
             (owning controller, e.g. ``deployment/ns/web``), ``scheduled_reason, scheduled_message``
             (PodScheduled=False), ``waiting_reason, waiting_message`` (first waiting container),
-            ``restarts`` (sum), ``oom_killed`` (a container's last state), ``containers`` (tuple of
+            ``restarts`` (sum), ``oom_killed`` (a container's last state), ``host_ip, k8s_app`` (label),
+            ``not_ready_containers`` (names, as kops counts them), ``containers`` (tuple of
             ``(name, image, has_requests, has_memory_limit)``), ``created``.
         deployments: ``namespace, name, object, desired, available, ready, updated``.
         pdbs: ``namespace, name, object, disruptions_allowed, current_healthy, desired_healthy,
@@ -169,6 +175,13 @@ def node_row(n: dict[str, Any]) -> dict[str, Any]:
         "pressure": ",".join(pressure),
         "unschedulable": bool(spec.get("unschedulable")),
         "created": meta.get("creationTimestamp"),
+        # what kops validate reads: NetworkUnavailable, the hostname label, the addresses pods'
+        # hostIP is matched against, and the instance id (last part of any providerID)
+        "network_unavailable": conds.get("NetworkUnavailable", {}).get("status", ""),
+        "hostname": labels.get("kubernetes.io/hostname", ""),
+        "addresses": tuple(a.get("address", "") for a in st.get("addresses") or []),
+        "kops_instance_id": provider.rsplit("/", 1)[-1],
+        "control_plane_label": "node-role.kubernetes.io/control-plane" in labels,
     }
 
 
@@ -229,6 +242,10 @@ def pod_row(p: dict[str, Any]) -> dict[str, Any]:
         "waiting_reason": waiting_reason, "waiting_message": waiting_message,
         "restarts": restarts, "oom_killed": oom, "containers": tuple(containers),
         "created": meta.get("creationTimestamp"),
+        "host_ip": st.get("hostIP") or "",
+        "k8s_app": labels.get("k8s-app") or "",
+        "not_ready_containers": tuple(cs.get("name", "") for cs in st.get("containerStatuses") or []
+                                      if not cs.get("ready")),
     }
 
 

@@ -165,7 +165,7 @@ class Sandbox:
         endpoint = f"http://127.0.0.1:{port}"
         say(f"moto server: {endpoint}")
 
-        kcfg = self._start_cluster(backend, kubeconfig, timing, say)
+        kcfg = self._start_cluster(backend, kubeconfig, timing, say, api_names(spec.name))
         st = SandboxState(
             name=self.name,
             backend=backend,
@@ -216,7 +216,14 @@ class Sandbox:
                 return "kind"
         return "kwok"
 
-    def _start_cluster(self, backend: str, kubeconfig: Path | None, timing: kc.Timing, say: Progress) -> Path:
+    def _start_cluster(
+        self,
+        backend: str,
+        kubeconfig: Path | None,
+        timing: kc.Timing,
+        say: Progress,
+        cert_sans: tuple[str, ...] = (),
+    ) -> Path:
         if backend == "kubeconfig":
             if kubeconfig is None or not kubeconfig.exists():
                 raise SandboxError(
@@ -249,7 +256,9 @@ class Sandbox:
                 f"starting control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) "
                 f"heartbeat-factor={timing.heartbeat_factor}"
             )
-            kc.kwok_create(tc, self.kwok_workdir, self.name, self.kubeconfig, timing, port=free_port())
+            kc.kwok_create(
+                tc, self.kwok_workdir, self.name, self.kubeconfig, timing, port=free_port(), cert_sans=cert_sans
+            )
         kc.wait_api(self.kubeconfig, timeout=90)
         kc.save_cmdlines(self.kwok_workdir, self.name)
         return self.kubeconfig
@@ -365,6 +374,11 @@ class Sandbox:
             out["api_error"] = str(e)[:200]
         out["up"] = bool(out["moto"] and out.get("api"))
         return out
+
+
+def api_names(cluster: str) -> tuple[str, ...]:
+    """The names kops uses for the API server (``kops validate`` verifies the server as the second)."""
+    return (f"api.{cluster}", f"api.internal.{cluster}")
 
 
 def _spec_from_dict(d: dict[str, Any]) -> dict[str, Any]:

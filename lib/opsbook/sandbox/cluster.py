@@ -75,9 +75,20 @@ def _kwokctl(
 
 
 def kwok_create(
-    tc: Toolchain, workdir: Path, name: str, kubeconfig: Path, timing: Timing, port: int | None = None
+    tc: Toolchain,
+    workdir: Path,
+    name: str,
+    kubeconfig: Path,
+    timing: Timing,
+    port: int | None = None,
+    cert_sans: tuple[str, ...] = (),
 ) -> None:
-    """Create (or reuse) a kwokctl cluster with the built binaries."""
+    """Create (or reuse) a kwokctl cluster with the built binaries.
+
+    ``cert_sans`` are extra names on the API server's certificate (kwokctl's
+    ``kubeApiserverCertSANs``), e.g. ``api.<cluster>`` and ``api.internal.<cluster>`` so that
+    ``kops validate cluster`` (which verifies the server under those names) can connect.
+    """
     # kwokctl v0.8.0's --extra-args panics when two components each get several args
     # (it indexes patches by flag position), so the patches go in a config file instead.
     patches = {
@@ -94,7 +105,10 @@ def kwok_create(
             "manage-nodes-with-annotation-selector": f"{MANAGED_ANNOTATION}={MANAGED_VALUE}",
         },
     }
-    lines = ["kind: KwokctlConfiguration", "apiVersion: config.kwok.x-k8s.io/v1alpha1", "componentsPatches:"]
+    lines = ["kind: KwokctlConfiguration", "apiVersion: config.kwok.x-k8s.io/v1alpha1"]
+    if cert_sans:
+        lines += ["options:", "  kubeApiserverCertSANs:"] + [f"  - {json.dumps(n)}" for n in cert_sans]
+    lines += ["componentsPatches:"]
     for comp, kv in patches.items():
         lines += [f"- name: {comp}", "  extraArgs:"]
         lines += [f"  - key: {k}\n    value: {json.dumps(v)}" for k, v in kv.items()]
