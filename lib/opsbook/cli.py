@@ -118,11 +118,11 @@ def toolchain_cmd(
     from opsbook.kops.toolchain import ensure_kops, ensure_kops_assets
 
     try:
-        kops = ensure_kops(_say)
+        kops_bin = ensure_kops(_say)
         repo = ensure_kops_assets(_say)  # nodeup/protokube/channels for offline `kops update` (arm64 is slow)
     except OpsbookError as e:
         raise _fail(e) from e
-    out.print(f"{'kops':26} {kops}")
+    out.print(f"{'kops':26} {kops_bin}")
     out.print(f"{'kops file repository':26} {repo}")
 
 
