@@ -41,7 +41,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # Typer's own: `opsbook --install-completion` / `--show-completion`
 )
 sandbox_app = typer.Typer(
     help="A local sandbox: real kube-apiserver (kwok nodes) + moto server.", no_args_is_help=True
@@ -68,8 +68,30 @@ def _fail(e: OpsbookError) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from opsbook import __version__
+
+        out.print(f"opsbook {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+FORMATS = ("text", "json")
+FormatOption = Annotated[str, typer.Option("--format", help="text (tables for people) or json (for scripts).")]
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise _fail(BadInput(f"--format {fmt!r}: choose text or json"))
+
+
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -207,9 +229,11 @@ def _load_params(runbook_name: str, pairs: list[str], files: list[Path]) -> tupl
 
 
 @app.command("list")
-def list_cmd() -> None:
+def list_cmd(fmt: FormatOption = "text") -> None:
     """Every runbook: purpose, read-only or mutating, parameters."""
     from opsbook.engine.catalog import catalog
+
+    _check_format(fmt)
 
     table = Table(title="opsbook runbooks")
     table.add_column("runbook", style="bold")
@@ -220,6 +244,11 @@ def list_cmd() -> None:
         runbooks = catalog()
     except OpsbookError as e:
         raise _fail(e) from e
+    if fmt == "json":
+        from opsbook.engine.describe import runbook_dict
+
+        sys.stdout.write(json.dumps([runbook_dict(rb, full=False) for rb in runbooks], indent=2) + "\n")
+        return
     for rb in runbooks:
         params = ", ".join(f"{p.name}: {p.describe_type()} = {p.default!r}" for p in rb.parameters)
         table.add_row(
@@ -229,16 +258,24 @@ def list_cmd() -> None:
 
 
 @app.command("describe")
-def describe_cmd(runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).")]) -> None:
+def describe_cmd(
+    runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).")], fmt: FormatOption = "text"
+) -> None:
     """One runbook in full: description and every parameter with type, default and help."""
     from rich.markdown import Markdown
 
     from opsbook.engine.catalog import find_runbook
 
+    _check_format(fmt)
     try:
         rb = find_runbook(runbook)
     except OpsbookError as e:
         raise _fail(e) from e
+    if fmt == "json":
+        from opsbook.engine.describe import runbook_dict
+
+        sys.stdout.write(json.dumps(runbook_dict(rb), indent=2) + "\n")
+        return
     out.print(Markdown(rb.description))
     out.print(f"\n[bold]{'mutating (dry-run unless told to apply)' if rb.mutates else 'read-only'}[/bold]")
     table = Table(title="parameters")
@@ -268,16 +305,18 @@ def run_cmd(
     timeout: Annotated[float, typer.Option(min=1, help="Overall time limit in seconds.")] = 1800,
     sandbox: Annotated[str | None, typer.Option(help="Run against this sandbox's environment.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="End-of-run summary on stdout: text, or json (the run's summary).")
+    ] = "text",
 ) -> None:
     """Execute a runbook and save an immutable report (notebook, HTML, JSON).
 
     Exit codes: 0 ok · 1 findings at/above --fail-on · 2 bad input · 3 execution error · 4 environment.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from opsbook.engine.run import StepEvent, run_runbook
+    from opsbook.engine import envcheck
     from opsbook.report import SEVERITIES
 
+    _check_format(fmt)
     try:
         if fail_on not in SEVERITIES:
             raise BadInput(f"--fail-on {fail_on!r}: choose one of {', '.join(SEVERITIES)}")
@@ -287,8 +326,18 @@ def run_cmd(
             from opsbook.sandbox import active_env
 
             env = active_env(sandbox)
+        problems = envcheck.check_environment(rb.needs, env)
     except OpsbookError as e:
         raise _fail(e) from e
+    if problems:
+        console.print(f"[bold red]environment:[/bold red] {envcheck.fix_it(problems)}")
+        result = envcheck.environment_report(rb, params, problems, output, env)
+        _print_summary(result, fmt)
+        raise typer.Exit(EXIT_ENVIRONMENT)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from opsbook.engine.run import StepEvent, run_runbook
 
     with Progress(
         TextColumn("[bold]{task.fields[runbook]}[/bold]"),
@@ -314,16 +363,24 @@ def run_cmd(
             env=env,
         )
         bar.update(task, completed=bar.tasks[0].total or 0, description="done")
-    colour = {"ok": "green", "findings": "yellow", "failed": "red"}[result.status]
+    _print_summary(result, fmt)
+    raise typer.Exit(result.exit_code)
+
+
+def _print_summary(result: Any, fmt: str) -> None:
+    """The end-of-run summary: a few lines for people, or the run's JSON summary on stdout."""
+    if fmt == "json":
+        sys.stdout.write(json.dumps(result.summary(), indent=2, default=str) + "\n")
+        return
+    colour = {"ok": "green", "findings": "yellow", "failed": "red"}.get(result.status, "magenta")
     console.print(
         f"[{colour}]{result.status.upper()}[/{colour}] {result.runbook} in {result.duration_s:.1f}s; "
         f"{len(result.findings)} findings"
     )
-    if result.failed_step:
+    if result.failed_step and result.status == "failed":
         console.print(f"[red]failed at step:[/red] {result.failed_step}\n  {result.error}")
     for kind in ("html", "json", "ipynb"):
         out.print(f"{kind:5} {result.locations.get(kind)}")
-    raise typer.Exit(result.exit_code)
 
 
 schedule_app = typer.Typer(help="Run a runbook on a schedule as a Kubernetes CronJob.", no_args_is_help=True)
@@ -438,28 +495,42 @@ def drill_cmd(
 
 @app.command("lab")
 def lab_cmd(
+    runbook: Annotated[str | None, typer.Argument(help="Runbook to open (default: a copy of every runbook).")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed as by `opsbook run`.")
+    ] = None,
+    params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML file of parameters.")] = None,
+    workspace: Annotated[
+        Path | None, typer.Option(help="Scratch directory (default ~/.local/share/opsbook/lab).")
+    ] = None,
     name: Annotated[str, typer.Option(help="Sandbox whose environment to use.")] = "opsbook",
     kubeconfig: Annotated[Path | None, typer.Option(help="Use this cluster instead of the sandbox.")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: a free one).")] = None,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
 ) -> None:
-    """Open JupyterLab on notebooks/ with the sandbox (or the given cluster's) environment set."""
+    """Open JupyterLab on a scratch copy of a runbook (parameters filled and checked), never on notebooks/.
+
+    Saved notebooks are redacted before they reach the disk, as `opsbook run` reports are.
+    """
     import os
 
-    from opsbook.lab import start_lab
+    from opsbook.lab import prepare_workspace, start_lab
     from opsbook.sandbox import active_env
 
     env: dict[str, str] = {}
     try:
+        rb, params = _load_params(runbook, param or [], params_file or []) if runbook else (None, {})
         if kubeconfig is not None:
             if not kubeconfig.exists():
                 raise BadInput(f"--kubeconfig {kubeconfig} does not exist")
             env["KUBECONFIG"] = str(kubeconfig.resolve())
         elif not os.environ.get("KUBECONFIG"):
             env = active_env(name)
+        directory, notebook = prepare_workspace(rb, params, workspace)
     except OpsbookError as e:
         raise _fail(e) from e
-    proc, url = start_lab(env, port=port, open_browser=not no_browser)
+    proc, url = start_lab(env, port=port, open_browser=not no_browser, directory=directory, notebook=notebook)
+    console.print(f"workspace: {notebook or directory}")
     console.print(f"JupyterLab: [bold]{url}[/bold]  (Ctrl-C to stop)")
     try:
         raise typer.Exit(proc.wait())
@@ -470,6 +541,9 @@ def lab_cmd(
 
 def main() -> None:
     """Console-script entry point."""
+    # jsonschema imports the optional rfc3987-syntax, which compiles a Lark grammar at import (1.3 s of CPU)
+    # for an IRI format check nbformat never uses; without it every command and `exit 4` starts faster.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     app()
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from opsbook.display import plain
+
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 METADATA_KEY = "opsbook"
@@ -71,7 +73,6 @@ def _publish(text: str, markdown: str, meta: Mapping[str, Any]) -> None:
         print(text)
 
 
-_BADGE = {"info": "ℹ️", "low": "🔵", "medium": "🟡", "high": "🟠", "critical": "🔴"}
 
 
 def finding(
@@ -96,7 +97,7 @@ def finding(
     )
     _COLLECTED.append(f)
     obj = f" `{f.object}`" if f.object else ""
-    md = f"{_BADGE[f.severity]} **{f.severity.upper()}** `{f.check}`{obj}: {html.escape(f.message)}"
+    md = f"**{f.severity.upper()}** `{f.check}`{obj}: {html.escape(f.message)}"
     _publish(
         f"[{f.severity.upper()}] {f.check}{' ' + f.object if f.object else ''}: {f.message}",
         md,
@@ -133,7 +134,19 @@ def record(key: str, value: Any) -> None:
     """Keep a value in the run's JSON summary (e.g. a score, a count)."""
     v = _jsonable(value)
     _RECORDS[key] = v
-    _publish(f"{key} = {json.dumps(v)}", f"`{key}` = `{json.dumps(v)}`", {"record": {key: v}})
+    _publish(f"{key}: {plain(v)}", _record_markdown(key, v), {"record": {key: v}})
+
+
+def _record_markdown(key: str, value: Any) -> str:
+    """A recorded value as a sentence (scalar, list) or a two-column table (mapping): never a dict dump."""
+    if isinstance(value, Mapping) and value:
+        rows = "".join(f"| {_cell(k)} | {_cell(plain(v))} |\n" for k, v in value.items())
+        return f"**{_cell(key)}**\n\n| | |\n|---|---|\n{rows}"
+    return f"**{_cell(key)}**: {_cell(plain(value))}"
+
+
+def _cell(text: Any) -> str:
+    return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
 
 
 def collected() -> tuple[list[Finding], dict[str, Any]]:

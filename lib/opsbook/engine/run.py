@@ -29,7 +29,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from papermill.parameterize import parameterize_notebook
 
-from opsbook.engine import render
+from opsbook.engine import render, target
 from opsbook.engine.catalog import Runbook
 from opsbook.engine.redact import redact_notebook, redact_text, secret_values
 from opsbook.engine.storage import Storage, storage_for
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 STATUS_OK = "ok"
 STATUS_FINDINGS = "findings"
 STATUS_FAILED = "failed"
+STATUS_ENVIRONMENT = "environment"  # stopped before the kernel started (opsbook.engine.envcheck)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class RunResult:
     failed_step: str | None = None
     error: str | None = None
     locations: dict[str, str] = field(default_factory=dict)
+    target: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -93,6 +95,7 @@ class RunResult:
             "findings": [f.__dict__ for f in self.findings],
             "records": self.records,
             "files": self.locations,
+            "target": self.target,
         }
 
 
@@ -217,11 +220,12 @@ def run_runbook(
     if failed_step is not None:
         status, code = STATUS_FAILED, 3
         error = redact_text(error or "", secrets)
-        nb.cells.insert(
+        nb.cells.insert(  # for whoever opens the .ipynb; the HTML report's header says it instead
             0,
             nbformat.v4.new_markdown_cell(
-                f"## ❌ Runbook failed at step: {failed_step}\n\n```\n{error}\n```\n\n"
-                "Steps after this one did not run. Fix the cause above and run again."
+                f"## Runbook failed at step: {failed_step}\n\n```\n{error}\n```\n\n"
+                "Steps after this one did not run. Fix the cause above and run again.",
+                metadata={"tags": ["remove-cell"]},
             ),
         )
     elif any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[fail_on] for f in findings):
@@ -241,6 +245,7 @@ def run_runbook(
         records=records,
         failed_step=failed_step,
         error=error,
+        target=target.describe(parameters, {**old_env, **(env or {})}, started),
     )
     nb.metadata.setdefault(METADATA_KEY, {})["run"] = {
         "run_id": run_id,
