@@ -80,6 +80,13 @@ FORMATS = ("text", "json")
 FormatOption = Annotated[str, typer.Option("--format", help="text (tables for people) or json (for scripts).")]
 
 
+def _complete_runbook(incomplete: str) -> list[str]:
+    """Shell completion of runbook names (file stems in notebooks/; no notebook is parsed)."""
+    from opsbook.engine.catalog import notebooks_dir
+
+    return sorted(p.stem for p in notebooks_dir().glob("*.ipynb") if p.stem.startswith(incomplete))
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise _fail(BadInput(f"--format {fmt!r}: choose text or json"))
@@ -259,7 +266,7 @@ def list_cmd(fmt: FormatOption = "text") -> None:
 
 @app.command("describe")
 def describe_cmd(
-    runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).")], fmt: FormatOption = "text"
+    runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).", autocompletion=_complete_runbook)], fmt: FormatOption = "text"
 ) -> None:
     """One runbook in full: description and every parameter with type, default and help."""
     from rich.markdown import Markdown
@@ -289,7 +296,7 @@ def describe_cmd(
 
 @app.command("run")
 def run_cmd(
-    runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).")],
+    runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).", autocompletion=_complete_runbook)],
     param: Annotated[
         list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed by declared type.")
     ] = None,
@@ -495,7 +502,7 @@ def drill_cmd(
 
 @app.command("lab")
 def lab_cmd(
-    runbook: Annotated[str | None, typer.Argument(help="Runbook to open (default: a copy of every runbook).")] = None,
+    runbook: Annotated[str | None, typer.Argument(help="Runbook to open (default: a copy of every runbook).", autocompletion=_complete_runbook)] = None,
     param: Annotated[
         list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed as by `opsbook run`.")
     ] = None,
@@ -514,12 +521,13 @@ def lab_cmd(
     """
     import os
 
-    from opsbook.lab import prepare_workspace, start_lab
+    from opsbook.lab import check_workspace, prepare_workspace, start_lab
     from opsbook.sandbox import active_env
 
     env: dict[str, str] = {}
     try:
         rb, params = _load_params(runbook, param or [], params_file or []) if runbook else (None, {})
+        check_workspace(workspace)
         if kubeconfig is not None:
             if not kubeconfig.exists():
                 raise BadInput(f"--kubeconfig {kubeconfig} does not exist")

@@ -39,7 +39,10 @@ def lab_home() -> Path:
     return Path(base) / "opsbook" / "lab"
 
 
-def _check_outside_tracked(directory: Path) -> None:
+def check_workspace(directory: Path | None) -> None:
+    """Refuse a workspace inside the tracked ``notebooks/`` (raises BadInput)."""
+    if directory is None:
+        return
     tracked = notebooks_dir().resolve()
     d = directory.resolve()
     if d == tracked or tracked in d.parents:
@@ -75,7 +78,7 @@ def prepare_workspace(
     With a runbook, one filled-in copy; without, a fresh folder holding a copy of every runbook.
     """
     directory = workspace or lab_home()
-    _check_outside_tracked(directory)
+    check_workspace(directory)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if runbook is not None:
         return directory, scratch_copy(runbook, parameters, directory, stamp)

@@ -55,7 +55,9 @@ def one_paragraph(text: str, limit: int = 900) -> str:
             break
         kept.append(line)
     para = " ".join(" ".join(kept).split())
-    return para if len(para) <= limit else para[: limit - 1].rstrip() + "…"
+    if len(para) > limit:
+        para = para[: limit - 1].rstrip() + "…"
+    return para if not para or para[-1] in ".!?…" else para + "."
 
 
 def what_to_do(f: Finding) -> str:
