@@ -77,8 +77,10 @@ def test_nothing_listening_is_exit_4_naming_the_server(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     kc = tmp_path / "kubeconfig"
     kc.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: gone\ncontexts:\n- name: gone\n  context: {cluster: c, user: u}\n"
-        f"clusters:\n- name: c\n  cluster: {{server: 'https://127.0.0.1:{port}'}}\nusers:\n- name: u\n  user: {{token: t}}\n"
+        "apiVersion: v1\nkind: Config\ncurrent-context: gone\n"
+        "contexts:\n- name: gone\n  context: {cluster: c, user: u}\n"
+        f"clusters:\n- name: c\n  cluster: {{server: 'https://127.0.0.1:{port}'}}\n"
+        "users:\n- name: u\n  user: {token: t}\n"
     )
     env = bare_env(tmp_path, KUBECONFIG=str(kc), AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="s" * 40)
     r = opsbook("run", "cluster-inventory", "--output", str(tmp_path / "reports"), env=env)

@@ -266,7 +266,9 @@ def list_cmd(fmt: FormatOption = "text") -> None:
 
 @app.command("describe")
 def describe_cmd(
-    runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).", autocompletion=_complete_runbook)], fmt: FormatOption = "text"
+    runbook: Annotated[
+        str, typer.Argument(help="Runbook name (see `opsbook list`).", autocompletion=_complete_runbook)
+    ], fmt: FormatOption = "text"
 ) -> None:
     """One runbook in full: description and every parameter with type, default and help."""
     from rich.markdown import Markdown
@@ -296,7 +298,9 @@ def describe_cmd(
 
 @app.command("run")
 def run_cmd(
-    runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).", autocompletion=_complete_runbook)],
+    runbook: Annotated[
+        str, typer.Argument(help="Runbook name (see `opsbook list`).", autocompletion=_complete_runbook)
+    ],
     param: Annotated[
         list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed by declared type.")
     ] = None,
@@ -502,7 +506,10 @@ def drill_cmd(
 
 @app.command("lab")
 def lab_cmd(
-    runbook: Annotated[str | None, typer.Argument(help="Runbook to open (default: a copy of every runbook).", autocompletion=_complete_runbook)] = None,
+    runbook: Annotated[
+        str | None,
+        typer.Argument(help="Runbook to open (default: a copy of every runbook).", autocompletion=_complete_runbook),
+    ] = None,
     param: Annotated[
         list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed as by `opsbook run`.")
     ] = None,
@@ -538,8 +545,8 @@ def lab_cmd(
     except OpsbookError as e:
         raise _fail(e) from e
     proc, url = start_lab(env, port=port, open_browser=not no_browser, directory=directory, notebook=notebook)
-    console.print(f"workspace: {notebook or directory}")
-    console.print(f"JupyterLab: [bold]{url}[/bold]  (Ctrl-C to stop)")
+    console.print(f"workspace: {notebook or directory}", soft_wrap=True)
+    console.print(f"JupyterLab: [bold]{url}[/bold]  (Ctrl-C to stop)", soft_wrap=True)
     try:
         raise typer.Exit(proc.wait())
     except KeyboardInterrupt:
