@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("OPSBOOK_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"  # gitignored: screenshots the tests leave for people to look at
 VIEWPORT = {"width": 1366, "height": 900}
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook tab on show
 
 
 @contextmanager
@@ -37,3 +38,47 @@ def open_page(browser: Browser, url: str, viewport: dict[str, int] | None = None
 def artifact(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
+
+
+def run_all_cells(page: Page, timeout_ms: int = 300_000) -> list[str]:
+    """In an open JupyterLab notebook: Run > Run All Cells, wait until every code cell ran; return the prompts."""
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000, state="attached")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000, state="attached")
+    no = page.locator(".jp-toast-button", has_text="No")  # "get notified about Jupyter news?" covers the page
+    if no.count():
+        no.first.click()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    page.wait_for_function(
+        """() => {
+            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+            if (!panel) return false;
+            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
+            return prompts.length > 0 && prompts.every(t => /\\[\\d+\\]/.test(t));
+        }""",
+        timeout=timeout_ms,
+    )
+    return [p.strip() for p in page.locator(f"{PANEL} .jp-CodeCell .jp-InputPrompt").all_text_contents()]
+
+
+def error_outputs(page: Page) -> list[str]:
+    """Text of every error output (a traceback) in the open notebook."""
+    return page.locator(f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").all_text_contents()
+
+
+def wait_until_serving(url: str, timeout_s: float = 180) -> None:
+    """Poll a JupyterLab URL's ``/api/status`` (with its token) until the server answers."""
+    import time
+    import urllib.request
+
+    base, token = url.split("/lab")[0], url.split("?token=")[1]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            req = urllib.request.Request(f"{base}/api/status", headers={"Authorization": f"token {token}"})
+            with urllib.request.urlopen(req, timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

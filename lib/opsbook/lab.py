@@ -122,6 +122,7 @@ def lab_command(
         f"--IdentityProvider.token={token}",
         "--ServerApp.port_retries=0",
         f"--ContentsManager.pre_save_hook={SAVE_HOOK}",
+        f"--LabApp.workspaces_dir={d / '.jupyterlab-workspaces'}",  # open tabs are remembered per workspace
         "--LabApp.news_url=",  # no network calls for news or update checks
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
