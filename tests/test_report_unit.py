@@ -184,3 +184,18 @@ def test_target_reads_the_kubeconfig_without_contacting_it(tmp_path: Path) -> No
     d = target.describe({"cluster": "", "last_hours": 2}, {"KUBECONFIG": str(kc), "KOPS_CLUSTER_NAME": "k.local"}, T0)
     assert d == {"cluster": "k.local", "context": "prod", "server": "https://api.prod.example:443",
                  "window": "2 h before 2026-12-01 01:27:19 UTC"}
+
+
+def test_install_registers_the_formatter_with_ipython() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from opsbook.display import install
+
+    shell = InteractiveShell.instance()
+    try:
+        assert install(shell)
+        data, _ = shell.display_formatter.format(pd.DataFrame({"check": ["nodes.ready"], "at": [pd.Timestamp(T0)]}))
+        assert rows_of(data["text/html"]) == [[("th", "check"), ("th", "at")],
+                                              [("td", "nodes.ready"), ("td", "2026-12-01 01:27:19 UTC")]]
+    finally:
+        InteractiveShell.clear_instance()

@@ -134,7 +134,9 @@ def install(shell: Any = None) -> bool:
         shell = get_ipython()
     if shell is None:
         return False
+    import pandas as pd  # by class, not by name: pandas 3 reports both classes' __module__ as "pandas"
+
     fmt = shell.display_formatter.formatters["text/html"]
-    fmt.for_type_by_name("pandas.core.frame", "DataFrame", frame_html)
-    fmt.for_type_by_name("pandas.core.series", "Series", series_html)
+    fmt.for_type(pd.DataFrame, frame_html)
+    fmt.for_type(pd.Series, series_html)
     return True
