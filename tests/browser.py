@@ -63,7 +63,8 @@ def run_all_cells(page: Page, timeout_ms: int = 300_000) -> list[str]:
 
 def error_outputs(page: Page) -> list[str]:
     """Text of every error output (a traceback) in the open notebook."""
-    return page.locator(f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").all_text_contents()
+    errors = page.locator(f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+    return errors.all_text_contents()
 
 
 def wait_until_serving(url: str, timeout_s: float = 180) -> None:

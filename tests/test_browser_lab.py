@@ -11,8 +11,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser import PANEL, artifact, chromium, error_outputs, open_page, run_all_cells, wait_until_serving
 
+from browser import PANEL, artifact, chromium, error_outputs, open_page, run_all_cells, wait_until_serving
 from opsbook.sandbox import Sandbox
 from opsbook.sandbox.procs import free_port
 
@@ -66,6 +66,7 @@ def test_lab_runs_validate_cluster_in_chromium(sandbox: Sandbox, tmp_path: Path)
             assert page.locator(f"{PANEL} .jp-OutputArea-output").filter(has_text="validation").count() >= 1
             text = page.locator(PANEL).inner_text()
             assert "{'" not in text and '{"' not in text and "Finding(" not in text  # no repr or dict dumps
+            header.scroll_into_view_if_needed()
             page.screenshot(path=artifact("lab-validate-cluster.png"), full_page=False)
             page.keyboard.press("Control+s")
             deadline = time.monotonic() + 60

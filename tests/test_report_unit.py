@@ -88,6 +88,8 @@ def test_plain_values_read_as_words() -> None:
     assert plain(T0) == "2026-12-01 01:27:19 UTC"
     assert plain(datetime(2026, 12, 1, 3, 0, 0)) == "2026-12-01 03:00:00 UTC"
     assert plain({"status": "PASS", "score": 97.5, "kops": [1, 2]}) == "status: PASS; score: 97.5; kops: 1, 2"
+    assert plain([{"check": "node.lost", "time": "2026-12-01T03:11:43.520000+00:00"}]) == (
+        "check: node.lost; time: 2026-12-01 03:11:43 UTC")
     assert plain(True) == "yes" and plain(None) == "" and plain(timedelta(minutes=5, seconds=40)) == "5m 40s"
 
 

@@ -12,11 +12,13 @@ report module uses it for recorded values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$")
 MAX_ROWS = 500
 
 
@@ -58,6 +60,11 @@ def plain(value: Any) -> str:
         return format_duration(value.to_pytimedelta())
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, str) and ISO_TIME.match(value):
+        try:
+            return format_time(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return value
     if isinstance(value, float):
         return f"{value:g}" if abs(value) < 1e15 else f"{value:.3e}"
     if isinstance(value, Mapping):

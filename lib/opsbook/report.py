@@ -106,16 +106,22 @@ def finding(
     return f
 
 
+class Reported(list[Finding]):
+    """The findings a call reported: a plain list to code; shows nothing as a cell's value (already displayed)."""
+
+    def _ipython_display_(self) -> None:
+        return None
+
+
 def findings(items: Iterable[Finding | Mapping[str, Any]], *, quiet: bool = False) -> list[Finding]:
     """Report many findings at once (records or a DataFrame's ``to_dict('records')``).
 
     With ``quiet=True`` one summary line is displayed instead of one line per finding,
     but every finding is still recorded for the engine.
     """
-    out = [
-        i if isinstance(i, Finding) else Finding(**{k: v for k, v in i.items() if k in _FIELDS})
-        for i in items
-    ]
+    out = Reported(
+        i if isinstance(i, Finding) else Finding(**{k: v for k, v in i.items() if k in _FIELDS}) for i in items
+    )
     if quiet:
         _COLLECTED.extend(out)
         counts = {s: sum(1 for f in out if f.severity == s) for s in SEVERITIES}
@@ -141,7 +147,7 @@ def _record_markdown(key: str, value: Any) -> str:
     """A recorded value as a sentence (scalar, list) or a two-column table (mapping): never a dict dump."""
     if isinstance(value, Mapping) and value:
         rows = "".join(f"| {_cell(k)} | {_cell(plain(v))} |\n" for k, v in value.items())
-        return f"**{_cell(key)}**\n\n| | |\n|---|---|\n{rows}"
+        return f"**{_cell(key)}**\n\n| field | value |\n|---|---|\n{rows}"
     return f"**{_cell(key)}**: {_cell(plain(value))}"
 
 
