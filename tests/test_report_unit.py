@@ -174,6 +174,11 @@ def test_failed_report_shows_the_step_and_one_paragraph_and_folds_the_traceback(
     assert not EMOJI.search(html)
 
 
+def test_no_empty_what_to_do_column() -> None:
+    html = render.notebook_html(_notebook(False), _result("findings", [Finding("nodes.burstable", "info", "t2")]))
+    assert "<th>what to do</th>" not in html and '<td class="message">t2</td>' in html
+
+
 def test_target_reads_the_kubeconfig_without_contacting_it(tmp_path: Path) -> None:
     kc = tmp_path / "kubeconfig"
     kc.write_text(

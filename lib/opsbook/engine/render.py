@@ -119,6 +119,7 @@ def report_resources(result: RunResult) -> dict[str, Any]:
         "artifacts": [{"name": n, "href": v.rsplit("/", 1)[-1]} for n, v in arts],
         "parameters": [{"name": k, "value": json.dumps(v)} for k, v in result.parameters.items()],
         "findings": findings_rows(result.findings),
+        "has_todo": any(what_to_do(f) for f in result.findings),  # no empty column when no finding says
         "no_findings": no_findings,
     }
 
