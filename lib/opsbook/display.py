@@ -20,6 +20,7 @@ from typing import Any
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$")
 MAX_ROWS = 500
+LEFT_ALIGN = "<style>.opsbook-table td, .opsbook-table th { text-align: left; vertical-align: top; }</style>"
 
 
 def format_time(value: datetime) -> str:
@@ -119,6 +120,7 @@ def frame_html(df: Any) -> str:
             index=False, max_rows=MAX_ROWS, border=0, classes="dataframe opsbook-table", na_rep=""
         )
     note = ""
+    table = LEFT_ALIGN + table  # JupyterLab right-aligns table cells; text reads better from the left
     if len(out) > MAX_ROWS:
         note = f"<p><em>{len(out)} rows; the first and last {MAX_ROWS // 2} are shown.</em></p>"
     return table + note

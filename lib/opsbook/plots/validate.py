@@ -132,8 +132,8 @@ def score_by_group(evaluations: pd.DataFrame, score: float | None = None) -> Fig
     ax.set_xlabel("evaluations")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.invert_yaxis()
-    if len(table):
-        ax.legend(loc="lower right", fontsize="small")
+    if len(table):  # below the axes: a legend inside would hide the end of the longest bar
+        fig.legend(loc="outside lower center", ncols=3, fontsize="small")
     return fig
 
 
