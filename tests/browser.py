@@ -14,6 +14,8 @@ CHROMIUM = os.environ.get("OPSBOOK_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"  # gitignored: screenshots the tests leave for people to look at
 VIEWPORT = {"width": 1366, "height": 900}
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook tab on show
+STARTED = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]
+    .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""  # some cell is queued, running or done
 
 
 @contextmanager
@@ -44,11 +46,26 @@ def run_all_cells(page: Page, timeout_ms: int = 300_000) -> list[str]:
     """In an open JupyterLab notebook: Run > Run All Cells, wait until every code cell ran; return the prompts."""
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000, state="attached")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000, state="attached")
-    no = page.locator(".jp-toast-button", has_text="No")  # "get notified about Jupyter news?" covers the page
-    if no.count():
-        no.first.click()
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    for _ in range(3):  # a click that lands while the kernel is still connecting can be dropped: click again
+        no = page.locator(".jp-toast-button", has_text="No")  # "get notified about Jupyter news?" covers the page
+        if no.count():
+            no.first.click()
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(STARTED, timeout=60_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    try:
+        _wait_all_ran(page, timeout_ms)
+    except Exception:
+        page.screenshot(path=artifact("run-all-timeout.png"))
+        raise
+    return [p.strip() for p in page.locator(f"{PANEL} .jp-CodeCell .jp-InputPrompt").all_text_contents()]
+
+
+def _wait_all_ran(page: Page, timeout_ms: int) -> None:
     page.wait_for_function(
         """() => {
             const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
@@ -58,7 +75,6 @@ def run_all_cells(page: Page, timeout_ms: int = 300_000) -> list[str]:
         }""",
         timeout=timeout_ms,
     )
-    return [p.strip() for p in page.locator(f"{PANEL} .jp-CodeCell .jp-InputPrompt").all_text_contents()]
 
 
 def error_outputs(page: Page) -> list[str]:
