@@ -25,6 +25,11 @@ def git_status() -> str:
                           text=True, check=True).stdout
 
 
+def lab_pids(workspace: Path) -> list[int]:
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [int(ln.split()[0]) for ln in ps.splitlines() if f"--ServerApp.root_dir={workspace}" in ln]
+
+
 def lab_url(proc: subprocess.Popen[str]) -> str:
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -77,6 +82,7 @@ def test_lab_runs_validate_cluster_in_chromium(sandbox: Sandbox, tmp_path: Path)
                 time.sleep(0.5)
         assert all(c.get("execution_count") for c in saved.cells if c.cell_type == "code"), "save did not land"
     finally:
-        proc.terminate()
-        proc.wait(30)
+        proc.terminate()  # opsbook lab stops its JupyterLab on SIGTERM
+        proc.wait(60)
+    assert lab_pids(tmp_path) == [], "JupyterLab outlived `opsbook lab`"
     assert git_status() == before  # running and saving in the lab left the checkout as it was

@@ -544,6 +544,12 @@ def lab_cmd(
         directory, notebook = prepare_workspace(rb, params, workspace)
     except OpsbookError as e:
         raise _fail(e) from e
+    import signal
+
+    def _stop(*_: object) -> None:  # SIGTERM (a supervisor, a test) stops JupyterLab too, as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     proc, url = start_lab(env, port=port, open_browser=not no_browser, directory=directory, notebook=notebook)
     console.print(f"workspace: {notebook or directory}", soft_wrap=True)
     console.print(f"JupyterLab: [bold]{url}[/bold]  (Ctrl-C to stop)", soft_wrap=True)
