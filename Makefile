@@ -9,13 +9,14 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 REPORTS ?= reports
 PYTEST_ARGS ?=
 
-.PHONY: help install toolchain toolchain-kops demo test lint typecheck bench clean sandbox-up sandbox-down
+.PHONY: help install toolchain toolchain-kops browser demo test lint typecheck bench screenshots clean sandbox-up sandbox-down
 
 help:
 	@echo "make demo      set up, start the sandbox, run the runbooks, write HTML reports under $(REPORTS)/"
 	@echo "make test      set up and run the whole suite against the sandbox (real kube-apiserver + moto)"
 	@echo "make lint      ruff + mypy --strict"
 	@echo "make bench     benchmarks, side-by-side ratios (see docs/benchmarks.md)"
+	@echo "make screenshots  README pictures in docs/img/ from real sandbox runs (Debian's chromium)"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need python3 >= 3.11"; exit 1; }
@@ -33,10 +34,20 @@ toolchain: $(STAMP)
 toolchain-kops: $(STAMP)
 	$(OPSBOOK) toolchain --kops
 
+# The browser tests drive Debian's chromium (Playwright with executable_path; no browser download).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests (once)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
+
+browser: $(CHROMIUM)
+
 demo: toolchain
 	$(PY) -m opsbook.demo --reports $(REPORTS)
 
-test: toolchain-kops
+test: toolchain-kops browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -45,6 +56,9 @@ lint: $(STAMP)
 
 bench: toolchain
 	$(PY) benches/run.py
+
+screenshots: toolchain browser
+	$(PY) tests/screenshots.py --out docs/img
 
 sandbox-up: toolchain
 	$(OPSBOOK) sandbox up

@@ -102,7 +102,7 @@ def test_failing_notebook_exits_3_and_names_the_step(sandbox: Sandbox, tmp_path:
     assert summary["failed_step"] == "Divide the work"
     assert "ZeroDivisionError" in summary["error"]
     html = next((tmp_path / "failing").glob("*.html")).read_text()
-    assert "Runbook failed at step: Divide the work" in html
+    assert "Failed at step “Divide the work”." in html
     assert "unreachable" not in html
 
 

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.notebook]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_nbval_over_all_runbook_notebooks(sandbox: Sandbox) -> None:
+def test_nbval_over_all_runbook_notebooks(sandbox: Sandbox, tmp_path: Path) -> None:
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     assert notebooks, "no notebooks to validate"
     proc = subprocess.run(
@@ -45,7 +45,7 @@ def test_nbval_over_all_runbook_notebooks(sandbox: Sandbox) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=dict(os.environ),
+        env=dict(os.environ, OPSBOOK_OUTPUT_DIR=str(tmp_path)),  # post-mortem drafts, plans: never into notebooks/
         timeout=1800,
         check=False,
     )

@@ -41,7 +41,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # Typer's own: `opsbook --install-completion` / `--show-completion`
 )
 sandbox_app = typer.Typer(
     help="A local sandbox: real kube-apiserver (kwok nodes) + moto server.", no_args_is_help=True
@@ -86,8 +86,37 @@ def _fail(e: OpsbookError) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from opsbook import __version__
+
+        out.print(f"opsbook {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+FORMATS = ("text", "json")
+FormatOption = Annotated[str, typer.Option("--format", help="text (tables for people) or json (for scripts).")]
+
+
+def _complete_runbook(incomplete: str) -> list[str]:
+    """Shell completion of runbook names (file stems in notebooks/; no notebook is parsed)."""
+    from opsbook.engine.catalog import notebooks_dir
+
+    return sorted(p.stem for p in notebooks_dir().glob("*.ipynb") if p.stem.startswith(incomplete))
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise _fail(BadInput(f"--format {fmt!r}: choose text or json"))
+
+
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -263,9 +292,11 @@ def _load_params(runbook_name: str, pairs: list[str], files: list[Path]) -> tupl
 
 
 @app.command("list")
-def list_cmd() -> None:
+def list_cmd(fmt: FormatOption = "text") -> None:
     """Every runbook: purpose, read-only or mutating, parameters."""
     from opsbook.engine.catalog import catalog
+
+    _check_format(fmt)
 
     table = Table(title="opsbook runbooks")
     table.add_column("runbook", style="bold")
@@ -276,6 +307,11 @@ def list_cmd() -> None:
         runbooks = catalog()
     except OpsbookError as e:
         raise _fail(e) from e
+    if fmt == "json":
+        from opsbook.engine.describe import runbook_dict
+
+        sys.stdout.write(json.dumps([runbook_dict(rb, full=False) for rb in runbooks], indent=2) + "\n")
+        return
     for rb in runbooks:
         params = ", ".join(f"{p.name}: {p.describe_type()} = {p.default!r}" for p in rb.parameters)
         table.add_row(
@@ -285,16 +321,26 @@ def list_cmd() -> None:
 
 
 @app.command("describe")
-def describe_cmd(runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).")]) -> None:
+def describe_cmd(
+    runbook: Annotated[
+        str, typer.Argument(help="Runbook name (see `opsbook list`).", autocompletion=_complete_runbook)
+    ], fmt: FormatOption = "text"
+) -> None:
     """One runbook in full: description and every parameter with type, default and help."""
     from rich.markdown import Markdown
 
     from opsbook.engine.catalog import find_runbook
 
+    _check_format(fmt)
     try:
         rb = find_runbook(runbook)
     except OpsbookError as e:
         raise _fail(e) from e
+    if fmt == "json":
+        from opsbook.engine.describe import runbook_dict
+
+        sys.stdout.write(json.dumps(runbook_dict(rb), indent=2) + "\n")
+        return
     out.print(Markdown(rb.description))
     out.print(f"\n[bold]{'mutating (dry-run unless told to apply)' if rb.mutates else 'read-only'}[/bold]")
     table = Table(title="parameters")
@@ -308,7 +354,9 @@ def describe_cmd(runbook: Annotated[str, typer.Argument(help="Runbook name (see 
 
 @app.command("run")
 def run_cmd(
-    runbook: Annotated[str, typer.Argument(help="Runbook name (see `opsbook list`).")],
+    runbook: Annotated[
+        str, typer.Argument(help="Runbook name (see `opsbook list`).", autocompletion=_complete_runbook)
+    ],
     param: Annotated[
         list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed by declared type.")
     ] = None,
@@ -332,16 +380,18 @@ def run_cmd(
         str | None, typer.Option(help="URL pinged after every finished run (dead-man's switch).")
     ] = None,
     context: Annotated[str | None, typer.Option(help="kubeconfig context (default: the current one).")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="End-of-run summary on stdout: text, or json (the run's summary).")
+    ] = "text",
 ) -> None:
     """Execute a runbook and save an immutable report (notebook, HTML, JSON).
 
     Exit codes: 0 ok · 1 findings at/above --fail-on · 2 bad input · 3 execution error · 4 environment.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from opsbook.engine.run import StepEvent, run_runbook
+    from opsbook.engine import envcheck
     from opsbook.report import SEVERITIES
 
+    _check_format(fmt)
     try:
         if fail_on not in SEVERITIES:
             raise BadInput(f"--fail-on {fail_on!r}: choose one of {', '.join(SEVERITIES)}")
@@ -357,11 +407,26 @@ def run_cmd(
         if context:
             import os
 
-            from opsbook.engine.identity import check_context
+            from opsbook.engine.identity import kubeconfig_for_context
 
-            check_context(context, {**os.environ, **(env or {})})
+            ctx_file = kubeconfig_for_context(context, {**os.environ, **(env or {})})  # checks the name too
+            try:  # check the cluster the run will use, not the kubeconfig's current context
+                problems = envcheck.check_environment(rb.needs, {**(env or {}), "KUBECONFIG": str(ctx_file)})
+            finally:
+                ctx_file.unlink(missing_ok=True)
+        else:
+            problems = envcheck.check_environment(rb.needs, env)
     except OpsbookError as e:
         raise _fail(e) from e
+    if problems:
+        console.print(f"[bold red]environment:[/bold red] {envcheck.fix_it(problems)}")
+        result = envcheck.environment_report(rb, params, problems, output, env, alerts)
+        _print_summary(result, fmt)
+        raise typer.Exit(EXIT_ENVIRONMENT)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from opsbook.engine.run import StepEvent, run_runbook
 
     with Progress(
         TextColumn("[bold]{task.fields[runbook]}[/bold]"),
@@ -389,19 +454,27 @@ def run_cmd(
             context=context,
         )
         bar.update(task, completed=bar.tasks[0].total or 0, description="done")
-    colour = {"ok": "green", "findings": "yellow", "failed": "red"}[result.status]
+    _print_summary(result, fmt)
+    raise typer.Exit(result.exit_code)
+
+
+def _print_summary(result: Any, fmt: str) -> None:
+    """The end-of-run summary: a few lines for people, or the run's JSON summary on stdout."""
+    if fmt == "json":
+        sys.stdout.write(json.dumps(result.summary(), indent=2, default=str) + "\n")
+        return
+    colour = {"ok": "green", "findings": "yellow", "failed": "red"}.get(result.status, "magenta")
     console.print(
         f"[{colour}]{result.status.upper()}[/{colour}] {result.runbook} in {result.duration_s:.1f}s; "
         f"{len(result.findings)} findings"
     )
-    if result.failed_step:
+    if result.failed_step and result.status == "failed":
         console.print(f"[red]failed at step:[/red] {result.failed_step}\n  {result.error}")
     for kind in ("html", "json", "ipynb"):
         out.print(f"{kind:5} {result.locations.get(kind)}")
     for d in result.notifications:  # targets are named notify[N]/heartbeat: URLs are secrets
         state = "sent" if d["ok"] else f"NOT delivered after {d.get('attempts', 0)} attempts ({d.get('error')})"
         console.print(f"{d['target']}: {state}")
-    raise typer.Exit(result.exit_code)
 
 
 schedule_app = typer.Typer(help="Run a runbook on a schedule as a Kubernetes CronJob.", no_args_is_help=True)
@@ -593,30 +666,53 @@ def drill_cmd(
 
 @app.command("lab")
 def lab_cmd(
+    runbook: Annotated[
+        str | None,
+        typer.Argument(help="Runbook to open (default: a copy of every runbook).", autocompletion=_complete_runbook),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE, parsed as by `opsbook run`.")
+    ] = None,
+    params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML file of parameters.")] = None,
+    workspace: Annotated[
+        Path | None, typer.Option(help="Scratch directory (default ~/.local/share/opsbook/lab).")
+    ] = None,
     name: Annotated[str, typer.Option(help="Sandbox whose environment to use.")] = "opsbook",
     kubeconfig: Annotated[Path | None, typer.Option(help="Use this cluster instead of the sandbox.")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: a free one).")] = None,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
 ) -> None:
-    """Open JupyterLab on notebooks/ with the sandbox (or the given cluster's) environment set."""
-    _need("jupyterlab", "lab")
+    """Open JupyterLab on a scratch copy of a runbook (parameters filled and checked), never on notebooks/.
+
+    Saved notebooks are redacted before they reach the disk, as `opsbook run` reports are.
+    """
     import os
 
-    from opsbook.lab import start_lab
+    from opsbook.lab import check_workspace, prepare_workspace, start_lab
     from opsbook.sandbox import active_env
 
     env: dict[str, str] = {}
     try:
+        rb, params = _load_params(runbook, param or [], params_file or []) if runbook else (None, {})
+        check_workspace(workspace)
         if kubeconfig is not None:
             if not kubeconfig.exists():
                 raise BadInput(f"--kubeconfig {kubeconfig} does not exist")
             env["KUBECONFIG"] = str(kubeconfig.resolve())
         elif not os.environ.get("KUBECONFIG"):
             env = active_env(name)
+        directory, notebook = prepare_workspace(rb, params, workspace)
     except OpsbookError as e:
         raise _fail(e) from e
-    proc, url = start_lab(env, port=port, open_browser=not no_browser)
-    console.print(f"JupyterLab: [bold]{url}[/bold]  (Ctrl-C to stop)")
+    import signal
+
+    def _stop(*_: object) -> None:  # SIGTERM (a supervisor, a test) stops JupyterLab too, as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    proc, url = start_lab(env, port=port, open_browser=not no_browser, directory=directory, notebook=notebook)
+    console.print(f"workspace: {notebook or directory}", soft_wrap=True)
+    console.print(f"JupyterLab: [bold]{url}[/bold]  (Ctrl-C to stop)", soft_wrap=True)
     try:
         raise typer.Exit(proc.wait())
     except KeyboardInterrupt:
@@ -626,6 +722,9 @@ def lab_cmd(
 
 def main() -> None:
     """Console-script entry point."""
+    # jsonschema imports the optional rfc3987-syntax, which compiles a Lark grammar at import (1.3 s of CPU)
+    # for an IRI format check nbformat never uses; without it every command and `exit 4` starts faster.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     app()
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from opsbook.display import plain
+
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 METADATA_KEY = "opsbook"
@@ -71,7 +73,6 @@ def _publish(text: str, markdown: str, meta: Mapping[str, Any]) -> None:
         print(text)
 
 
-_BADGE = {"info": "ℹ️", "low": "🔵", "medium": "🟡", "high": "🟠", "critical": "🔴"}
 
 
 def finding(
@@ -96,7 +97,7 @@ def finding(
     )
     _COLLECTED.append(f)
     obj = f" `{f.object}`" if f.object else ""
-    md = f"{_BADGE[f.severity]} **{f.severity.upper()}** `{f.check}`{obj}: {html.escape(f.message)}"
+    md = f"**{f.severity.upper()}** `{f.check}`{obj}: {html.escape(f.message)}"
     _publish(
         f"[{f.severity.upper()}] {f.check}{' ' + f.object if f.object else ''}: {f.message}",
         md,
@@ -105,16 +106,22 @@ def finding(
     return f
 
 
+class Reported(list[Finding]):
+    """The findings a call reported: a plain list to code; shows nothing as a cell's value (already displayed)."""
+
+    def _ipython_display_(self) -> None:
+        return None
+
+
 def findings(items: Iterable[Finding | Mapping[str, Any]], *, quiet: bool = False) -> list[Finding]:
     """Report many findings at once (records or a DataFrame's ``to_dict('records')``).
 
     With ``quiet=True`` one summary line is displayed instead of one line per finding,
     but every finding is still recorded for the engine.
     """
-    out = [
-        i if isinstance(i, Finding) else Finding(**{k: v for k, v in i.items() if k in _FIELDS})
-        for i in items
-    ]
+    out = Reported(
+        i if isinstance(i, Finding) else Finding(**{k: v for k, v in i.items() if k in _FIELDS}) for i in items
+    )
     if quiet:
         _COLLECTED.extend(out)
         counts = {s: sum(1 for f in out if f.severity == s) for s in SEVERITIES}
@@ -133,7 +140,19 @@ def record(key: str, value: Any) -> None:
     """Keep a value in the run's JSON summary (e.g. a score, a count)."""
     v = _jsonable(value)
     _RECORDS[key] = v
-    _publish(f"{key} = {json.dumps(v)}", f"`{key}` = `{json.dumps(v)}`", {"record": {key: v}})
+    _publish(f"{key}: {plain(v)}", _record_markdown(key, v), {"record": {key: v}})
+
+
+def _record_markdown(key: str, value: Any) -> str:
+    """A recorded value as a sentence (scalar, list) or a two-column table (mapping): never a dict dump."""
+    if isinstance(value, Mapping) and value:
+        rows = "".join(f"| {_cell(k)} | {_cell(plain(v))} |\n" for k, v in value.items())
+        return f"**{_cell(key)}**\n\n| field | value |\n|---|---|\n{rows}"
+    return f"**{_cell(key)}**: {_cell(plain(value))}"
+
+
+def _cell(text: Any) -> str:
+    return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
 
 
 def collected() -> tuple[list[Finding], dict[str, Any]]:

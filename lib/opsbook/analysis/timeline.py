@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from opsbook.aws.evidence import MetricSpec, check_instance_metrics, parse_metric_spec
+from opsbook.display import plain
 from opsbook.errors import BadInput
 
 TIMELINE_COLUMNS = [
@@ -77,6 +78,17 @@ class Incident:
     def duration(self) -> pd.Timedelta:
         """Length of the window."""
         return self.end - self.start
+
+    def _repr_markdown_(self) -> str:
+        """How a notebook shows it: the window to the second in UTC, the alert times and what is read."""
+        took = plain(self.duration.to_pytimedelta())
+        lines = [f"**{self.title}**: {plain(self.start)} to {plain(self.end)} ({took})"]
+        if self.alerts:
+            lines.append("alerts: " + "; ".join(f"{k.replace('_', ' ')} {plain(v)}" for k, v in self.alerts.items()))
+        lines.append("instance metrics: " + (", ".join(self.instance_metrics) or "none"))
+        if self.extra_metrics:
+            lines.append("extra metrics: " + ", ".join(m.label for m in self.extra_metrics))
+        return "\n\n".join(lines)
 
 
 def _parse_time(name: str, value: str | datetime | None) -> pd.Timestamp | None:

@@ -36,6 +36,7 @@ class Runbook:
     mutates: bool
     parameters: tuple[Parameter, ...]
     description: str
+    needs: tuple[str, ...] = ()  # "kubernetes", "aws": checked before a kernel starts (engine.envcheck)
 
     def parameter(self, name: str) -> Parameter | None:
         """The declared parameter called ``name``."""
@@ -63,6 +64,7 @@ def load_runbook(path: Path) -> Runbook:
         mutates=bool(meta.get("mutates", False)),
         parameters=params,
         description=first_md,
+        needs=tuple(str(n) for n in meta.get("needs", ())),
     )
 
 

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 ENV_NOTIFY = "OPSBOOK_NOTIFY"
 ENV_HEARTBEAT = "OPSBOOK_HEARTBEAT"
 ENV_BACKOFF = "OPSBOOK_NOTIFY_BACKOFF_S"  # first retry delay (then doubled); default 1 s
-FAILING_STATUSES = ("findings", "failed")
+FAILING_STATUSES = ("findings", "failed", "environment")
 TOP_FINDINGS = 5
 
 

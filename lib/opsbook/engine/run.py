@@ -29,7 +29,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from papermill.parameterize import parameterize_notebook
 
-from opsbook.engine import history, render
+from opsbook.engine import history, render, target
 from opsbook.engine.catalog import Runbook
 from opsbook.engine.identity import cluster_identity, kubeconfig_for_context
 from opsbook.engine.notify import AlertConfig, send_all, summaries_before
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 STATUS_OK = "ok"
 STATUS_FINDINGS = "findings"
 STATUS_FAILED = "failed"
+STATUS_ENVIRONMENT = "environment"  # stopped before the kernel started (opsbook.engine.envcheck)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class RunResult:
     locations: dict[str, str] = field(default_factory=dict)
     cluster: dict[str, Any] = field(default_factory=dict)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    target: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -99,6 +101,7 @@ class RunResult:
             "files": self.locations,
             "cluster": self.cluster,
             "notifications": self.notifications,
+            "target": self.target,
         }
 
 
@@ -234,11 +237,12 @@ def run_runbook(
     if failed_step is not None:
         status, code = STATUS_FAILED, 3
         error = redact_text(error or "", secrets)
-        nb.cells.insert(
+        nb.cells.insert(  # for whoever opens the .ipynb; the HTML report's header says it instead
             0,
             nbformat.v4.new_markdown_cell(
-                f"## ❌ Runbook failed at step: {failed_step}\n\n```\n{error}\n```\n\n"
-                "Steps after this one did not run. Fix the cause above and run again."
+                f"## Runbook failed at step: {failed_step}\n\n```\n{error}\n```\n\n"
+                "Steps after this one did not run. Fix the cause above and run again.",
+                metadata={"tags": ["remove-cell"]},
             ),
         )
     elif any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[fail_on] for f in findings):
@@ -259,6 +263,7 @@ def run_runbook(
         failed_step=failed_step,
         error=error,
         cluster=identity,
+        target=target.describe(parameters, {**old_env, **(env or {})}, started),
     )
     nb.metadata.setdefault(METADATA_KEY, {})["run"] = {
         "run_id": run_id,
