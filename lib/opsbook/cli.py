@@ -287,6 +287,9 @@ def run_cmd(
             from opsbook.sandbox import active_env
 
             env = active_env(sandbox)
+        from opsbook.engine.precheck import run_precheck
+
+        run_precheck(rb, params, env)  # a runbook's own input checks: exit 2 before the kernel starts
     except OpsbookError as e:
         raise _fail(e) from e
 

@@ -36,6 +36,7 @@ class Runbook:
     mutates: bool
     parameters: tuple[Parameter, ...]
     description: str
+    precheck: str = ""  # "module:function" run with the parameters before the kernel starts
 
     def parameter(self, name: str) -> Parameter | None:
         """The declared parameter called ``name``."""
@@ -63,6 +64,7 @@ def load_runbook(path: Path) -> Runbook:
         mutates=bool(meta.get("mutates", False)),
         parameters=params,
         description=first_md,
+        precheck=str(meta.get("precheck") or ""),
     )
 
 
