@@ -403,7 +403,7 @@ def drill_cmd(
         str | None,
         typer.Argument(
             help="master-restart | node-lost | cpu-credits-exhausted | certificate-expired | "
-            "crashloop-after-deploy | bad-database-update"
+            "crashloop-after-deploy | bad-database-update | upgrade-blocked-by-pdb | upgrade-single-replica"
         ),
     ] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Undo every drill run on this sandbox.")] = False,
