@@ -518,6 +518,6 @@ def reset(sb: Sandbox, api: k8s.ApiClient) -> list[str]:
         elif scenario.startswith("upgrade-"):
             from opsbook.sandbox import upgrade_drills
 
-            undone += upgrade_drills.undo(api, entry)
+            undone += upgrade_drills.undo(sb, api, entry)
     _save_journal(sb, [])
     return undone

@@ -13,7 +13,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from opsbook.sandbox import seed
+from opsbook.kops.spec import ClusterSpec
+from opsbook.sandbox import Sandbox, _spec_from_dict, seed
 
 log = logging.getLogger(__name__)
 
@@ -80,29 +81,42 @@ def remove_blocking_pdb(api: k8s.ApiClient) -> None:
                 raise
 
 
-def uncordon_noted(api: k8s.ApiClient) -> list[str]:
-    """Uncordon the nodes upgrade-cluster left cordoned (they carry its note); return them."""
-    from opsbook.k8s.upgrade import NOTE, uncordon
+def finish_or_uncordon(sb: Sandbox, api: k8s.ApiClient) -> list[str]:
+    """Settle the nodes upgrade-cluster left cordoned (they carry its note); return what was done.
 
+    A node whose surge replacement already joined is drained (nothing blocks it any more) and
+    retired, as the upgrade would have done; any other is uncordoned.
+    """
+    from opsbook.k8s.upgrade import NOTE, REPLACEMENT, drain, uncordon
+    from opsbook.sandbox import rolling
+
+    st = sb.state()
+    spec = ClusterSpec(**_spec_from_dict(st.spec)) if st else None
     core = k8s.CoreV1Api(api)
     out = []
     for n in core.list_node().items:
-        if n.spec.unschedulable and NOTE in (n.metadata.annotations or {}):
-            uncordon(api, n.metadata.name)
-            out.append(n.metadata.name)
+        ann = n.metadata.annotations or {}
+        if not (n.spec.unschedulable and NOTE in ann):
+            continue
+        if ann.get(REPLACEMENT) and spec is not None:
+            d = drain(api, n.metadata.name, timeout=30)
+            if d.drained:
+                rolling.retire(api, spec, n.metadata.name, n.spec.provider_id.rsplit("/", 1)[-1])
+                out.append(f"drained and retired {n.metadata.name} (its replacement had joined)")
+                continue
+        uncordon(api, n.metadata.name)
+        out.append(f"uncordoned {n.metadata.name}")
     return out
 
 
-def undo(api: k8s.ApiClient, entry: dict[str, Any]) -> list[str]:
-    """Undo an upgrade drill: remove its workload, uncordon noted nodes, put the version back."""
+def undo(sb: Sandbox, api: k8s.ApiClient, entry: dict[str, Any]) -> list[str]:
+    """Undo an upgrade drill: remove its workload, settle noted nodes, put the version back."""
     details = entry.get("details") or {}
     done = []
     if entry.get("scenario") == "upgrade-blocked-by-pdb":
         remove_blocking_pdb(api)
         done.append(f"deleted {NAMESPACE}/{PDB_WORKLOAD} and its PDB")
-    back = uncordon_noted(api)
-    if back:
-        done.append(f"uncordoned {', '.join(back)}")
+    done += finish_or_uncordon(sb, api)
     changed = set_cluster_version(api, details["version"], only_at=details["older"])
     done.append(f"{len(changed)} nodes report v{details['version']} again")
     return done
