@@ -141,6 +141,8 @@ def test_dry_run_then_apply_then_resume(sandbox: Sandbox, api: k8s.ApiClient, na
     web = samples[samples["workload"] == f"deployment/{namespace}/web"]
     solo = samples[samples["workload"] == f"deployment/{namespace}/solo"]
     assert len(web) > 10 and web["ready"].min() >= 2  # never below the PDB
+    for run in (first, second):  # each run's first sample already sees every pod
+        assert run.samples[run.samples["workload"] == f"deployment/{namespace}/web"].iloc[0]["ready"] == 3
     assert solo["ready"].min() == 0  # the single replica went down when its node drained
     avail = pd.concat([first.availability, second.availability]).groupby("workload").agg(
         min_ready=("min_ready", "min"), zero_ready_s=("zero_ready_s", "sum"))

@@ -288,6 +288,7 @@ class Probe:
         self._workloads: list[dict[str, Any]] = []
         self._endpoints: dict[str, float] = {}
         self._last: dict[str, int] = {}
+        self._rv = ""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -344,16 +345,11 @@ class Probe:
 
     def _watch(self) -> None:
         core = k8s.CoreV1Api(self.api)
-        rv = ""
+        rv = self._rv
         while not self._stop.is_set():
             try:
                 if not rv:
-                    lst = core.list_pod_for_all_namespaces(_preload_content=False)
-                    body = json.loads(lst.data)
-                    with self._lock:
-                        self._pods = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p
-                                      for p in body.get("items") or []}
-                    rv = body["metadata"]["resourceVersion"]
+                    rv = self._list_pods()
                 w = watch.Watch()
                 for ev in w.stream(core.list_pod_for_all_namespaces, resource_version=rv, timeout_seconds=5,
                                    _preload_content=False):
@@ -395,9 +391,19 @@ class Probe:
                 self.errors.append(f"sample: {e.__class__.__name__}: {e}")
             self._stop.wait(self.interval)
 
+    def _list_pods(self) -> str:
+        lst = k8s.CoreV1Api(self.api).list_pod_for_all_namespaces(_preload_content=False)
+        body = json.loads(lst.data)
+        with self._lock:
+            self._pods = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in body.get("items") or []}
+        return str(body["metadata"]["resourceVersion"])
+
     def start(self) -> Probe:
-        """Start sampling in background threads; returns self."""
+        """Read every pod and workload, take the first sample, then sample in background threads."""
+        with boundary("probe: list pods", self.api):
+            self._rv = self._list_pods()  # before any sample: an empty pod map would read as 0 ready
         self._refresh()
+        self._sample()
         self._threads = [threading.Thread(target=self._watch, name="probe-watch", daemon=True),
                          threading.Thread(target=self._tick, name="probe-tick", daemon=True)]
         for t in self._threads:
