@@ -231,6 +231,8 @@ def test_availability_and_zero_downtime_findings() -> None:
     assert av.loc["deployment/shop/api", "min_ready"] == 2 and not av.loc["deployment/shop/api", "below_pdb"]
     assert av.loc["deployment/shop/mongo", "zero_ready_s"] == pytest.approx(1.5)  # 2.0 -> 3.5
     assert av.loc["deployment/shop/web", "zero_ready_s"] == pytest.approx(0.5)
+    assert av.loc["deployment/shop/api", "min_endpoints"] == 2
+    assert pd.isna(av.loc["deployment/shop/mongo", "min_endpoints"])  # no service selects it
     out = {f.check: f for f in an.downtime_findings(av.reset_index())}
     assert out["upgrade.availability.down"].object == "deployment/shop/web"
     assert out["upgrade.availability.single-replica-down"].data["zero_ready_s"] == pytest.approx(1.5)

@@ -562,10 +562,11 @@ def availability(samples: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Columns ``workload, replicas, min_ready, pdb, pdb_min_ready, below_pdb, zero_ready_s,
-        samples`` sorted by workload. ``zero_ready_s`` sums the intervals that start at a sample with
+        min_endpoints, samples`` sorted by workload (``min_endpoints`` None without a service). ``zero_ready_s`` sums the intervals that start at a sample with
         0 ready pods (up to the next sample).
     """
-    cols = ["workload", "replicas", "min_ready", "pdb", "pdb_min_ready", "below_pdb", "zero_ready_s", "samples"]
+    cols = ["workload", "replicas", "min_ready", "pdb", "pdb_min_ready", "below_pdb", "zero_ready_s",
+            "min_endpoints", "samples"]
     if samples.empty:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -580,7 +581,9 @@ def availability(samples: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
         rows.append({"workload": wl, "replicas": int(g["replicas"].max()), "min_ready": int(ready.min()),
                      "pdb": pdb, "pdb_min_ready": pmin,
                      "below_pdb": bool(pmin is not None and ready.min() < pmin),
-                     "zero_ready_s": round(float(zero), 2), "samples": len(g)})
+                     "zero_ready_s": round(float(zero), 2),
+                     "min_endpoints": float(g["endpoints"].min()) if g["endpoints"].notna().any() else None,
+                     "samples": len(g)})
     return pd.DataFrame(rows, columns=cols)
 
 
