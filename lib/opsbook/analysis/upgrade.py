@@ -562,8 +562,9 @@ def availability(samples: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Columns ``workload, replicas, min_ready, pdb, pdb_min_ready, below_pdb, zero_ready_s,
-        min_endpoints, samples`` sorted by workload (``min_endpoints`` None without a service). ``zero_ready_s`` sums the intervals that start at a sample with
-        0 ready pods (up to the next sample).
+        min_endpoints, samples`` sorted by workload (``min_endpoints`` NaN without a service).
+        ``zero_ready_s`` sums the intervals that start at a sample with 0 ready pods (up to the next
+        sample).
     """
     cols = ["workload", "replicas", "min_ready", "pdb", "pdb_min_ready", "below_pdb", "zero_ready_s",
             "min_endpoints", "samples"]
