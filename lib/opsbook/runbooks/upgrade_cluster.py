@@ -61,10 +61,11 @@ class Params:
     sandbox_name: str
     max_nodes: int
     kops_version: str
+    target_note: str = ""
 
     def summary(self) -> dict[str, Any]:
         """For ``report.record``."""
-        return {"cluster_name": self.cluster_name, "target": str(self.target),
+        return {"cluster_name": self.cluster_name, "target": str(self.target), "target_note": self.target_note,
                 "control_plane": self.control_plane, "instance_groups": list(self.instance_groups),
                 "provider": self.provider, "apply": self.apply, "max_surge": self.max_surge,
                 "drain_timeout": self.drain_timeout}
@@ -84,19 +85,25 @@ def _kops_version() -> tuple[str, Path | None]:
     return (KOPS_VERSION if kops else ""), kops
 
 
-def _channel_target(kops_version: str) -> str:
+def _channel_target(kops_version: str, control_plane: str) -> tuple[str, str]:
+    """The target for an empty ``target_version``, with a note saying where it came from.
+
+    The kops channel's recommendation; when there is nothing newer, or no channel, the current
+    version (the run then only checks).
+    """
     from opsbook.kops.toolchain import channel_file
 
+    cp = an.Version.parse(control_plane)
     if not kops_version or not channel_file(kops_version).exists():
-        raise BadInput("target_version is empty and the kops channel is not available (kops is not built): "
-                       "give target_version, e.g. -p target_version=1.34.4, or run `opsbook toolchain`.")
+        return str(cp), ("no target_version and no kops channel (kops is not built): nothing to upgrade. "
+                         "Give target_version, e.g. -p target_version=1.34.4, or run `opsbook toolchain`.")
     import yaml
 
     rec = an.channel_recommendation(yaml.safe_load(channel_file(kops_version).read_text()), kops_version)
-    if not rec:
-        raise BadInput(f"the kops {kops_version} stable channel recommends no Kubernetes version: give "
-                       "target_version.")
-    return rec
+    if not rec or an.Version.parse(rec) <= cp:
+        return str(cp), (f"the kops {kops_version} stable channel recommends {rec or 'nothing'}; the control "
+                         f"plane runs {cp}: nothing newer to upgrade to.")
+    return rec, f"target from the kops {kops_version} stable channel: {rec}"
 
 
 def check_parameters(cluster_name: str = "", state_store: str = "", target_version: str = "",
@@ -133,7 +140,9 @@ def check_parameters(cluster_name: str = "", state_store: str = "", target_versi
         if own:
             api.close()  # type: ignore[no-untyped-call]
     kops_version, _ = _kops_version()
-    target = target_version.strip() or _channel_target(kops_version)
+    target, note = target_version.strip(), "target_version given"
+    if not target:
+        target, note = _channel_target(kops_version, cp)
     known = tuple(sorted(g for g in set(nodes["instance_group"]) if g))
     t = an.check_target(target, cp, list(nodes["kubelet_version"]), list(instance_groups), known)
     return Params(cluster_name=cluster_name or os.environ.get("KOPS_CLUSTER_NAME", ""),
@@ -142,7 +151,7 @@ def check_parameters(cluster_name: str = "", state_store: str = "", target_versi
                   known_groups=known, max_surge=max_surge, max_unavailable=max_unavailable,
                   drain_timeout=drain_timeout, validation_timeout=validation_timeout, apply=apply,
                   provider=provider, sandbox_name=sandbox_name or os.environ.get("OPSBOOK_SANDBOX", "opsbook"),
-                  max_nodes=max_nodes, kops_version=kops_version)
+                  max_nodes=max_nodes, kops_version=kops_version, target_note=note)
 
 
 # -- preflight --------------------------------------------------------------------------------------
@@ -398,7 +407,8 @@ def apply(params: Params, the_plan: Plan, *, preflight: Preflight | None = None,
     """
     started = datetime.now(UTC).isoformat()
     if not params.apply:
-        steps = the_plan.nodes.rename(columns={"name": "node", "kubelet_version": "old_version"})
+        steps = the_plan.nodes.rename(columns={"name": "node", "kubelet_version": "old_version"}).assign(
+            new_version=f"v{params.target}", replacement="", result="would replace")
         return Rollout("dry-run", f"dry run (apply=false): would replace {len(steps)} nodes "
                        f"({', '.join(steps['node'])}) with v{params.target}; nothing was changed. "
                        f"Estimate: {the_plan.estimate.line()}.", steps, started_at=started)
