@@ -356,12 +356,12 @@ def _roll_node(api: k8s.ApiClient, spec: Any, params: Params, row: Any, say: Say
     ku.cordon(api, node, f"upgrade-cluster to v{target} started {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}: "
                          "cordoned and draining. Re-run upgrade-cluster to continue, or "
                          f"`kubectl uncordon {node}` to give up on this node.")
-    new_iid = ann.get(ku.REPLACEMENT, "")
+    # a replacement this or an earlier (stopped) run launched: noted on the node, or in the ASG without a Node
+    new_iid = ann.get(ku.REPLACEMENT, "") or rolling.unregistered_instance(api, spec, row.instance_group)
     t = time.monotonic()
     if surge:
-        if not new_iid:
-            new_iid = rolling.launch_replacement(spec, row.instance_group, row.instance_id, surge=True)
-            ku.annotate(api, node, {ku.REPLACEMENT: new_iid})
+        new_iid = new_iid or rolling.launch_replacement(spec, row.instance_group, row.instance_id, surge=True)
+        ku.annotate(api, node, {ku.REPLACEMENT: new_iid})
         step["replacement"] = rolling.register_node(api, spec, new_iid, target)
         step["join_s"] = round(time.monotonic() - t, 2)
         say(f"    surge node {step['replacement']} ({new_iid}) joined Ready at v{target}")

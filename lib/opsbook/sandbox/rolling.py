@@ -61,6 +61,19 @@ def launch_replacement(spec: ClusterSpec, ig_name: str, old_instance: str, *, su
     return new[0]
 
 
+def unregistered_instance(api: k8s.ApiClient, spec: ClusterSpec, ig_name: str) -> str:
+    """An instance of the group's ASG that has no Node yet ("" if none).
+
+    That is a replacement launched by a run that stopped before it could note it on the old node.
+    """
+    have = {n.metadata.name for n in k8s.CoreV1Api(api).list_node().items}
+    members = _asg_instances(spec, ig_name)
+    for inst in seed.list_instances(spec):
+        if inst.instance_id in members and inst.private_dns not in have:
+            return inst.instance_id
+    return ""
+
+
 def _static_pods(node: str, version: str) -> list[k8s.V1Pod]:
     pods = []
     for comp in (*seed.CONTROL_PLANE_COMPONENTS, "etcd-manager-main"):
