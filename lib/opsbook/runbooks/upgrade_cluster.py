@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from opsbook.report import SEVERITY_RANK, Finding
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 PROVIDERS = ("kops", "sandbox")
+KOPS_DRY_RUN_TIMEOUT = 120.0  # seconds per kops dry run in the plan
 
 
 @dataclass(frozen=True)
@@ -278,10 +280,15 @@ def plan(params: Params, pre: Preflight) -> Plan:
         env = dict(os.environ)
         env.pop("KOPS_CLUSTER_NAME", None)
         for c in kops_commands(params):
-            proc = run_kops(kops, c, env, timeout=180, check=False)
+            key = "kops " + shlex.join(c)
+            try:
+                proc = run_kops(kops, c, env, timeout=KOPS_DRY_RUN_TIMEOUT, check=False)
+            except subprocess.TimeoutExpired:
+                outputs[key] = (f"(stopped after {KOPS_DRY_RUN_TIMEOUT:.0f}s: kops was still working, e.g. "
+                                "resolving container images on a registry it cannot reach)")
+                continue
             text = (proc.stdout + proc.stderr).strip()
-            outputs["kops " + shlex.join(c)] = text if proc.returncode == 0 else (
-                f"(exit {proc.returncode}) {last_error(proc.stderr)}")
+            outputs[key] = text if proc.returncode == 0 else f"(exit {proc.returncode}) {last_error(proc.stderr)}"
     return Plan(todo, est, cmds, outputs, notes)
 
 
