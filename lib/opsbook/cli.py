@@ -416,6 +416,10 @@ def run_cmd(
                 ctx_file.unlink(missing_ok=True)
         else:
             problems = envcheck.check_environment(rb.needs, env)
+        if not problems:
+            from opsbook.engine.precheck import run_precheck
+
+            run_precheck(rb, params, env)  # a runbook's own input checks: exit 2 before the kernel starts
     except OpsbookError as e:
         raise _fail(e) from e
     if problems:
@@ -628,7 +632,7 @@ def drill_cmd(
         str | None,
         typer.Argument(
             help="master-restart | node-lost | cpu-credits-exhausted | certificate-expired | "
-            "crashloop-after-deploy | bad-database-update"
+            "crashloop-after-deploy | bad-database-update | upgrade-blocked-by-pdb | upgrade-single-replica"
         ),
     ] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Undo every drill run on this sandbox.")] = False,

@@ -37,6 +37,7 @@ class Runbook:
     parameters: tuple[Parameter, ...]
     description: str
     needs: tuple[str, ...] = ()  # "kubernetes", "aws": checked before a kernel starts (engine.envcheck)
+    precheck: str = ""  # "module:function" run with the parameters before the kernel starts
 
     def parameter(self, name: str) -> Parameter | None:
         """The declared parameter called ``name``."""
@@ -65,6 +66,7 @@ def load_runbook(path: Path) -> Runbook:
         parameters=params,
         description=first_md,
         needs=tuple(str(n) for n in meta.get("needs", ())),
+        precheck=str(meta.get("precheck") or ""),
     )
 
 

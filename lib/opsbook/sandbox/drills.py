@@ -426,6 +426,45 @@ def drill_bad_database_update(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
     )
 
 
+def _older_cluster(sb: Sandbox, api: k8s.ApiClient) -> tuple[str, str, list[str]]:
+    from opsbook.sandbox import upgrade_drills
+
+    st = sb.state()
+    version = str((st.spec if st else {}).get("kubernetes_version", "1.34.4"))
+    older = upgrade_drills.older_version(version)
+    return version, older, upgrade_drills.set_cluster_version(api, older)
+
+
+def drill_upgrade_blocked_by_pdb(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
+    """An upgrade is due and a PDB allows no disruption: the rolling update must stop and say so."""
+    from opsbook.sandbox import upgrade_drills
+
+    version, older, nodes = _older_cluster(sb, api)
+    upgrade_drills.blocking_pdb(api)
+    return DrillResult(
+        "upgrade-blocked-by-pdb",
+        [f"the cluster now reports Kubernetes v{older} ({len(nodes)} kubelets and the control-plane pods)",
+         f"created {NAMESPACE}/ledger (2 replicas) with PDB ledger minAvailable=2: 0 disruptions allowed"],
+        "opsbook drill --reset (deletes ledger and its PDB, uncordons noted nodes, restores the version)",
+        _now(),
+        {"version": version, "older": older, "nodes": nodes},
+    )
+
+
+def drill_upgrade_single_replica(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
+    """An upgrade is due and rabbitmq, mongodb and push-notifier run one replica each, without a PDB."""
+    version, older, nodes = _older_cluster(sb, api)
+    return DrillResult(
+        "upgrade-single-replica",
+        [f"the cluster now reports Kubernetes v{older} ({len(nodes)} kubelets and the control-plane pods)",
+         f"{NAMESPACE}/rabbitmq, mongodb and push-notifier run 1 replica each without a PDB: each is down "
+         "while its node drains"],
+        "opsbook drill --reset (uncordons noted nodes, restores the version)",
+        _now(),
+        {"version": version, "older": older, "nodes": nodes},
+    )
+
+
 DRILLS: dict[str, Callable[[Sandbox, k8s.ApiClient], DrillResult]] = {
     "master-restart": drill_master_restart,
     "node-lost": drill_node_lost,
@@ -433,6 +472,8 @@ DRILLS: dict[str, Callable[[Sandbox, k8s.ApiClient], DrillResult]] = {
     "certificate-expired": drill_certificate_expired,
     "crashloop-after-deploy": drill_crashloop_after_deploy,
     "bad-database-update": drill_bad_database_update,
+    "upgrade-blocked-by-pdb": drill_upgrade_blocked_by_pdb,
+    "upgrade-single-replica": drill_upgrade_single_replica,
 }
 
 
@@ -474,5 +515,9 @@ def reset(sb: Sandbox, api: k8s.ApiClient) -> list[str]:
         elif scenario == "bad-database-update":
             _set_image(api, "mongodb", "mongo:4.4", "rollback to mongo:4.4")
             undone.append("rolled mongodb back to mongo:4.4")
+        elif scenario.startswith("upgrade-"):
+            from opsbook.sandbox import upgrade_drills
+
+            undone += upgrade_drills.undo(sb, api, entry)
     _save_journal(sb, [])
     return undone
