@@ -104,6 +104,11 @@ def parse_metric_spec(text: str) -> MetricSpec:
     return MetricSpec(ns, name, dims, stat, owner.strip())
 
 
+def metric_owners(specs: Sequence[MetricSpec]) -> dict[str, str]:
+    """Series id (the spec's label) → ``ns/deployment`` for the extra metrics that name their workload."""
+    return {s.label: s.owner for s in specs if s.owner}
+
+
 def check_instance_metrics(names: Sequence[str]) -> list[str]:
     """Validate per-instance metric names (no API call).
 
