@@ -236,7 +236,7 @@ def _pod_status(
             }
         ],
     }
-    k8s.CoreV1Api(api).patch_namespaced_pod_status(pod.metadata.name, NAMESPACE, {"status": status})
+    k8s.CoreV1Api(api).patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {"status": status})
 
 
 # -- the drills -------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ def drill_cpu_credits_exhausted(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
 
 
 def credit_exhaustion_series(
-    instance_id: str, start: dt.datetime, hours: int = 6
+    instance_id: str, start: dt.datetime, hours: int = 6, queue_dimensions: dict[str, str] | None = None
 ) -> list[faults.MetricSeries]:
     """Six hours of 5-minute metrics: a t2.medium burning credits at 60 % CPU until empty, then throttled.
 
@@ -342,7 +342,9 @@ def credit_exhaustion_series(
         faults.MetricSeries("AWS/EC2", "CPUCreditBalance", dims, start, step, balance, "Count"),
         faults.MetricSeries("AWS/EC2", "CPUCreditUsage", dims, start, step, usage, "Count"),
         faults.MetricSeries("AWS/EC2", "CPUUtilization", dims, start, step, cpu, "Percent"),
-        faults.MetricSeries(QUEUE_NAMESPACE, QUEUE_METRIC, QUEUE_DIMENSIONS, start, step, queue, "Count"),
+        faults.MetricSeries(
+            QUEUE_NAMESPACE, QUEUE_METRIC, queue_dimensions or QUEUE_DIMENSIONS, start, step, queue, "Count"
+        ),
     ]
 
 
