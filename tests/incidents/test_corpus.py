@@ -9,7 +9,7 @@ must not rank above it, the further causes that must be found (ranked after it, 
 problems that must be listed as such; in the quiet window no likely cause at ``high`` or above.
 
 The table (scenario, expected, ranked first, object ok, time ok, ranked second) is printed at the end;
-it is written to ``docs/incident-corpus.md`` only when ``OPSBOOK_WRITE_CORPUS=1`` is set.
+it is written to ``docs/incident-corpus.md`` only when ``OPSBOOK_WRITE_DOCS=1`` is set.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def corpus(sandbox: Sandbox, api: k8s.ApiClient, request: pytest.FixtureRequest)
         reporter.write_line("")
         for line in table.splitlines():
             reporter.write_line(line)
-    if os.environ.get("OPSBOOK_WRITE_CORPUS") == "1":
+    if os.environ.get("OPSBOOK_WRITE_DOCS") == "1":
         (ROOT / "docs" / "incident-corpus.md").write_text(table)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and {drills.NAMESPACE, "legacy"} & {
@@ -184,7 +184,7 @@ def render_table(elapsed: float) -> str:
     lines = [
         "# Incident corpus: expected vs ranked first",
         "",
-        "Produced by `tests/incidents/test_corpus.py` on the sandbox (`OPSBOOK_WRITE_CORPUS=1` writes this",
+        "Produced by `tests/incidents/test_corpus.py` on the sandbox (`OPSBOOK_WRITE_DOCS=1` writes this",
         "file; a plain test run only prints it). Live windows open at least two minutes after the workloads",
         "started; history windows are incidents from earlier in the night that closed before they started.",
         "Time ok: the first cause's start within ±60 s of when the script began it.",
