@@ -419,3 +419,20 @@ def test_rollout_evidence_sees_a_replicaset_reused_by_a_rollback() -> None:
         (pd.Timestamp(rollback), "ReplicaSet web-5f6d7c8b9a scaled up"),
     ]
     assert df["detail"].iloc[2] == "revision 5: web:1.9 (earlier revisions 2)"
+
+
+def test_evictions_from_a_deleted_node_when_other_nodes_flapped_and_came_back() -> None:
+    # EC2 death: the node and its pods are gone from the state; another node flapped and is Ready again
+    p = "web-7d9f8c6b5d-aaaaa"
+    events = normalise_events(
+        [
+            ev("n1", "NodeNotReady", {"kind": "Node", "name": VICTIM}, "NodeNotReady", 12),
+            ev("n2", "NodeNotReady", {"kind": "Node", "name": OTHER}, "NodeNotReady", 12),
+            ev("m1", "TaintManagerEviction", pod(p), f"Marking for deletion Pod shop/{p}", 25),
+        ]
+    )
+    state = rows([(at(30), "node", f"Node/{OTHER}", "Ready=True", "KubeletReady", "info", "x")])
+    found = detectors.run_detectors(events, state, None, T0, END)
+    top = found.iloc[0]
+    assert (top["object"], top["kind"], top["data"]["evicted_pods"]) == (f"Node/{VICTIM}", "cause", [f"shop/{p}"])
+    assert top["time"] == at(12)  # no heartbeat row left: NotReady is the earliest known moment

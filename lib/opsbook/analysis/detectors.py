@@ -223,11 +223,21 @@ def detect_node_lost(
             | node_rows["what"].str.contains(r"NoExecute", regex=False)
         ]
         bad_nodes |= {o.split("/", 1)[1] for o in bad["object"]}
-    # a marked pod whose node is unknown (deleted long ago, no archive): if exactly one node went bad
-    # in the window, the taint manager can only have marked it for that node
+    # a marked pod whose node is unknown (pod deleted, no archive): if exactly one node went bad in the
+    # window and did not come back, the taint manager can only have marked it for that node
     unplaced = marks["node"].isna()
-    if unplaced.any() and len(bad_nodes) == 1:
-        marks.loc[unplaced, "node"] = next(iter(bad_nodes))
+    if unplaced.any():
+        back = set()
+        if len(node_rows):
+            ready = node_rows[node_rows["what"] == "Ready=True"]
+            for n in bad_nodes:
+                t_bad = nodes_nr[nodes_nr["name"] == n]["time"].min()
+                t_ok = ready[ready["object"] == f"Node/{n}"]["time"].max()
+                if not pd.isna(t_ok) and (pd.isna(t_bad) or t_ok >= t_bad):
+                    back.add(n)
+        gone = bad_nodes - back
+        if len(gone) == 1:
+            marks.loc[unplaced, "node"] = next(iter(gone))
     # a pod whose deletion was cancelled was not evicted
     marks = marks[~marks["pod"].isin(set(cancel_pods.dropna()))]
     candidates = bad_nodes | set(marks["node"].dropna())

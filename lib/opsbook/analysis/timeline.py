@@ -78,6 +78,15 @@ class Incident:
         """Length of the window."""
         return self.end - self.start
 
+    @property
+    def history_start(self) -> pd.Timestamp:
+        """Where to start reading events: an hour before the window (the API server's default event TTL).
+
+        The detectors and the timeline keep only the window, but events from before it tie things together
+        (the ``Scheduled`` event that put a pod on the node lost later in the window).
+        """
+        return self.start - pd.Timedelta(hours=1)
+
 
 def _parse_time(name: str, value: str | datetime | None) -> pd.Timestamp | None:
     if value is None or (isinstance(value, str) and not value.strip()):
