@@ -356,18 +356,15 @@ def _replace_push_cert(
     cert, key = self_signed("push.taxi.example.com", days_valid=days_valid, not_before_days=not_before_days,
                             now=now)
     core = k8s.CoreV1Api(api)
-    if name not in {x.metadata.name for x in core.list_namespaced_secret(namespace).items}:
-        core.create_namespaced_secret(namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name),
-                                                              type="kubernetes.io/tls"))
-    core.replace_namespaced_secret(
-        name,
-        namespace,
-        k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name=name),
-            type="kubernetes.io/tls",
-            string_data={"tls.crt": cert, "tls.key": key},
-        ),
+    body = k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name=name),
+        type="kubernetes.io/tls",
+        string_data={"tls.crt": cert, "tls.key": key},
     )
+    if name in {x.metadata.name for x in core.list_namespaced_secret(namespace).items}:
+        core.replace_namespaced_secret(name, namespace, body)
+    else:
+        core.create_namespaced_secret(namespace, body)
 
 
 def drill_certificate_expired(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
