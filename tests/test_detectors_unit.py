@@ -436,3 +436,24 @@ def test_evictions_from_a_deleted_node_when_other_nodes_flapped_and_came_back() 
     top = found.iloc[0]
     assert (top["object"], top["kind"], top["data"]["evicted_pods"]) == (f"Node/{VICTIM}", "cause", [f"shop/{p}"])
     assert top["time"] == at(12)  # no heartbeat row left: NotReady is the earliest known moment
+
+
+def test_a_cancelled_eviction_of_a_pod_that_is_deleted_anyway_still_counts() -> None:
+    # the pod was marked, then a rollout deleted it and the taint manager cancelled its work: the pod is
+    # Terminating on the lost node, it lost its place there all the same
+    p = "web-7d9f8c6b5d-aaaaa"
+    events = normalise_events(
+        [
+            ev("m1", "TaintManagerEviction", pod(p), f"Marking for deletion Pod shop/{p}", 60),
+            ev("c1", "TaintManagerEviction", pod(p), f"Cancelling deletion of Pod shop/{p}", 70),
+        ]
+    )
+    state = rows(
+        [
+            *node_state(VICTIM, 0),
+            (at(OLD), "pod", f"Pod/shop/{p}", "created", f"on node {VICTIM}", "info", "x"),
+            (at(70), "pod", f"Pod/shop/{p}", "deleting", f"on node {VICTIM}", "medium", "x"),
+        ]
+    )
+    top = detectors.run_detectors(events, state, None, T0, END).iloc[0]
+    assert (top["object"], top["data"]["evicted_pods"]) == (f"Node/{VICTIM}", [f"shop/{p}"])

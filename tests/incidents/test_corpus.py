@@ -115,7 +115,7 @@ def test_incident(scenario: Scenario, corpus: Corpus) -> None:
         scenario.script(ctx)
         end = ctx.end or dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         assert ctx.start is not None
-        findings, inc, tl, _ = analyse(ctx.start, end, ctx.extra_metrics, st)
+        findings, inc, tl, events = analyse(ctx.start, end, ctx.extra_metrics, st)
     finally:
         if scenario.window == "live":
             drills.reset(sb, api)
@@ -145,7 +145,8 @@ def test_incident(scenario: Scenario, corpus: Corpus) -> None:
         assert standing["rank"].min() > (causes["rank"].max() if len(causes) else 0)
     if "evicted" in ctx.facts and scenario.check in ("node.lost", "zone.outage"):
         first = causes.iloc[0]
-        assert set(ctx.facts["evicted"]) <= set(first["data"]["evicted_pods"]), first["data"]
+        tme = events[events["reason"] == "TaintManagerEviction"][["time", "first_time", "name", "message", "count"]]
+        assert set(ctx.facts["evicted"]) <= set(first["data"]["evicted_pods"]), f"{first['data']}\n{tme}"
         assert first["data"]["workloads"], first["data"]
         # the post-mortem draft and the timeline carry the corrected facts
         draft = postmortem.draft(inc, tl, findings)

@@ -238,8 +238,18 @@ def detect_node_lost(
         gone = bad_nodes - back
         if len(gone) == 1:
             marks.loc[unplaced, "node"] = next(iter(gone))
-    # a pod whose deletion was cancelled was not evicted
-    marks = marks[~marks["pod"].isin(set(cancel_pods.dropna()))]
+    # a pod whose deletion was cancelled after it was marked was not evicted, unless it is being deleted
+    # anyway (the taint manager cancels the work of a pod that is deleted, e.g. by a rollout's scale-down)
+    deleting: set[str] = set()
+    if len(history):
+        d = history[(history["source"] == "pod") & (history["what"] == "deleting")]
+        deleting = {str(o)[4:] for o in d["object"]}
+    cancel_at = cancels.assign(pod=cancel_pods.values).groupby("pod")["time"].max()
+    last_mark = marks.groupby("pod")["time"].max()
+    undone = {
+        pod for pod, t in cancel_at.items() if pod in last_mark and t >= last_mark[pod] and pod not in deleting
+    }
+    marks = marks[~marks["pod"].isin(undone)]
     candidates = bad_nodes | set(marks["node"].dropna())
     created = events[events["reason"] == "SuccessfulCreate"]
     sched = events[events["reason"] == "Scheduled"]
