@@ -45,6 +45,9 @@ class Corpus:
         self.run_id = new_run_id()
         self.t_start = time.monotonic()
         self.workloads_at = dt.datetime.now(dt.UTC)
+        counter = sb.dir / "corpus-runs"
+        self.runs_before = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(self.runs_before + 1))
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +105,11 @@ def test_incident(scenario: Scenario, corpus: Corpus) -> None:
     sb, api = corpus.sb, corpus.api
     st = sb.state()
     assert st is not None
-    # history windows close before this sandbox (and anything earlier tests did on it) existed
+    # history windows close before this sandbox (and anything earlier tests did on it) existed; on a kept
+    # sandbox each corpus run goes 7 h further back, so CloudWatch never mixes two runs' series
     born = dt.datetime.fromtimestamp(st.started_at, dt.UTC) if st.started_at else corpus.workloads_at
-    ctx = Ctx(sb, api, anchor=min(born, corpus.workloads_at) - dt.timedelta(minutes=1), run_id=corpus.run_id)
+    anchor = min(born, corpus.workloads_at) - dt.timedelta(minutes=1) - corpus.runs_before * dt.timedelta(hours=7)
+    ctx = Ctx(sb, api, anchor=anchor, run_id=corpus.run_id)
     if scenario.window == "live":
         settle(sb, api)
         wait = (corpus.workloads_at + LEAD - dt.datetime.now(dt.UTC)).total_seconds()
