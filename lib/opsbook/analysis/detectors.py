@@ -1,24 +1,49 @@
 """Detectors for the failure modes the team has lived through (pure: DataFrames in, findings out).
 
 Each detector looks at the normalised events, the evidence rows (Kubernetes
-state, AWS) and the metrics, and returns *likely-cause* findings: a severity,
-the time the cause began, the object, a message saying what happened and what
-to do, the evidence to look at, and a score. :func:`run_detectors` ranks them
-(1 = most likely cause).
+state, AWS) and the metrics, and returns findings: a severity, the time the
+cause began, the object, a message saying what happened and what to do, the
+evidence to look at, and a score. :func:`run_detectors` ranks them with one rule.
+
+**The ranking rule.** A finding is a *likely cause* only if it began inside the
+window, or at most ``Config.cause_lead`` (15 min) before it (for ``cpu.credits``
+whose backlog grows inside the window: ``credit_backlog_horizon``, 6 h, because
+credits run out hours before the queue backs up), and before its effects (each
+detector checks its own order: heartbeat → NotReady → evictions; rollout →
+crash; exhaustion → backlog). Anything older that is still wrong is a *standing
+problem* (``kind="standing"``, severity capped at ``medium``: it was broken
+before the incident began, so it cannot have started it); severity-``low``
+findings (a node that flapped and recovered) are *noise*. Causes rank first:
+``critical``/``high`` before ``medium``, then by start time, earliest first (an
+earlier cause can explain a later one, never the reverse), then by score;
+then standing problems, then noise. ``kind`` says which a finding is.
 
 Detectors:
 
 - ``node.lost``: a node stopped heartbeating → NotReady → NoExecute taint → pods
   evicted → replacements, with the actual delays against the configured
-  ``node-monitor-grace-period`` and toleration seconds. Nodes that only flapped
-  NotReady (no evictions) score low.
+  ``node-monitor-grace-period`` and toleration seconds. Pods are tied to the node
+  by what outlives the window: the taint manager's ``TaintManagerEviction``
+  "Marking for deletion Pod ns/name" events, the pods' ``spec.nodeName`` in the
+  current state (an evicted pod stays ``Terminating`` on an unreachable node),
+  ``Scheduled`` events from any time (archive). It reports the evicted pods and
+  the workloads that lost capacity. Nodes that only flapped score low.
+- ``zone.outage``: every node of one availability zone lost at once: one cause
+  instead of N node losses (see :func:`merge_zone_outage`).
 - ``control-plane.restart``: the API server's process started in the window; the
   controller-manager/scheduler leader lease changed hands; control-plane pods restarted.
 - ``cpu.credits``: CPUCreditBalance ≈ 0 with CPUUtilization flat at a baseline,
   scored higher when it precedes the growth of an extra metric (backlog, latency).
-- ``rollout.crashloop``: pods crash-looping shortly after their ReplicaSet was created.
-- ``certificate.expiry``: a certificate expired before the window's end, or x509 errors.
-- ``asg.terminated``: an instance of the cluster was terminated (ASG activity or EC2 state).
+- ``consumer.stalled``: a queue's depth grows while its consumers' throughput is
+  flat at zero, with no credit exhaustion to explain it.
+- ``rollout.crashloop`` / ``rollout.unready``: pods crash-looping or never ready
+  shortly after their ReplicaSet was rolled out, the rollout time taken from the
+  Deployment's history (``ScalingReplicaSet`` events, the ReplicaSet reused by a
+  rollback), not from the ReplicaSet's creation.
+- ``certificate.expiry``: a certificate that expired inside the window (a cause), or
+  long before it (standing), or x509 errors.
+- ``asg.terminated``: an instance of the cluster was terminated (ASG activity or EC2
+  state); merged into the ``node.lost`` of its node when both are seen (EC2 death).
 """
 
 from __future__ import annotations
@@ -32,8 +57,11 @@ import numpy as np
 import pandas as pd
 
 _ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
-FINDING_COLUMNS = ["rank", "check", "severity", "time", "object", "message", "evidence", "score", "data"]
-"""Columns of a findings frame: ``rank`` (1 = most likely cause), ``check`` (detector id), ``severity``,
+FINDING_COLUMNS = [
+    "rank", "kind", "check", "severity", "time", "object", "message", "evidence", "score", "data",
+]
+"""Columns of a findings frame: ``rank`` (1 = most likely cause), ``kind`` (``cause``, ``standing``,
+``noise``: see the ranking rule), ``check`` (detector id), ``severity``,
 ``time`` (when the cause began, UTC), ``object``, ``message``, ``evidence`` (``; ``-separated), ``score``,
 ``data`` (dict of measured values, e.g. delays)."""
 
@@ -51,6 +79,8 @@ class Config:
     rollout_lookback: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(minutes=30))
     credit_backlog_horizon: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(hours=6))
     cert_warning: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(days=30))
+    cause_lead: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(minutes=15))
+    """How long before the window a cause may begin and still be ranked (the ranking rule)."""
 
 
 def _empty_findings() -> pd.DataFrame:
@@ -102,45 +132,125 @@ _CANCEL = re.compile(r"Cancelling deletion of Pod (?P<ns>[^/\s]+)/(?P<pod>\S+)")
 
 
 def pod_nodes(events: pd.DataFrame, evidence: pd.DataFrame, only: set[str] | None = None) -> dict[str, str]:
-    """Map ``ns/pod`` → node name, from scheduler events and pod state rows (``only``: these pod names)."""
+    """Map ``ns/pod`` → node name from whatever outlives the window (``only``: these pod names).
+
+    Sources, in order of preference: the pod's ``spec.nodeName`` in the current state (``created``/
+    ``deleting`` rows: a pod evicted from an unreachable node stays ``Terminating`` there until the node
+    returns or its Node object is deleted), then the scheduler's ``Scheduled`` events (live or archived,
+    however long before the window they were written).
+    """
     out: dict[str, str] = {}
+    if len(evidence):
+        rows = evidence[
+            (evidence["source"] == "pod")
+            & evidence["what"].isin(["created", "deleting"])
+            & evidence["detail"].astype(str).str.startswith("on node ")
+        ]
+        for r in rows.itertuples():
+            pod = str(r.object)[4:]
+            if only is None or pod.split("/", 1)[-1] in only:
+                out.setdefault(pod, str(r.detail)[8:])
     sched = events[events["reason"] == "Scheduled"] if len(events) else events
     if only is not None and len(sched):
         sched = sched[sched["name"].isin(only)]
     for m in sched["message"].str.extract(_ASSIGNED).dropna().itertuples():
-        out[f"{m.ns}/{m.pod}"] = str(m.node)
-    if len(evidence):
-        created = evidence[
-            (evidence["source"] == "pod")
-            & (evidence["what"] == "created")
-            & evidence["detail"].str.startswith("on node ")
-        ]
-        for r in created.itertuples():
-            out.setdefault(str(r.object)[4:], str(r.detail)[8:])
+        out.setdefault(f"{m.ns}/{m.pod}", str(m.node))
     return out
 
 
-def detect_node_lost(
-    events: pd.DataFrame, evidence: pd.DataFrame, config: Config = Config()
-) -> list[dict[str, Any]]:
-    """Node lost → taint → evictions → replacements, with actual vs configured delays."""
-    if events.empty and evidence.empty:
-        return []
-    nodes_nr = events[(events["reason"] == "NodeNotReady") & (events["kind"] == "Node")]
-    tme = events[events["reason"] == "TaintManagerEviction"]
-    placed = pod_nodes(events, evidence, set(tme["name"]))
+def workload_of(pod: str, rollouts: pd.DataFrame | None = None) -> str:
+    """The workload that owns ``ns/pod``.
+
+    ``Deployment/ns/name`` when its ReplicaSet is known from the rollout rows, else
+    ``ReplicaSet/ns/<pod minus its hash>``.
+    """
+    ns, name = pod.split("/", 1)
+    rs = _HASH5.sub("", name)
+    if rollouts is not None and len(rollouts):
+        hit = rollouts[rollouts["what"].str.startswith(f"ReplicaSet {rs} ", na=False)]
+        hit = hit[hit["object"].str.startswith(f"Deployment/{ns}/", na=False)]
+        if len(hit):
+            return str(hit["object"].iloc[0])
+    return f"ReplicaSet/{ns}/{rs}"
+
+
+_HASH5 = re.compile(r"-[a-z0-9]{5}$")
+
+
+def _marks(tme: pd.DataFrame, placed: dict[str, str]) -> pd.DataFrame:
     marks = tme[tme["message"].str.startswith("Marking", na=False)]
     ev_pods = marks["message"].str.extract(_MARKING)
     marks = marks.assign(pod=(ev_pods["ns"] + "/" + ev_pods["pod"]).values)
-    marks = marks.assign(node=marks["pod"].map(placed))
+    return marks.assign(node=marks["pod"].map(placed).astype("object"))
+
+
+def detect_node_lost(
+    events: pd.DataFrame,
+    evidence: pd.DataFrame,
+    config: Config = Config(),
+    history_events: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
+) -> list[dict[str, Any]]:
+    """Node lost → taint → evictions → replacements, with actual vs configured delays.
+
+    Args:
+        events: events inside the window.
+        evidence: evidence rows inside the window.
+        config: configured delays.
+        history_events: every event read, also before the window (``Scheduled`` events of pods placed
+            long before the incident); default ``events``.
+        history: every evidence row, also before the window (the current pods' ``spec.nodeName``);
+            default ``evidence``.
+    """
+    if events.empty and evidence.empty:
+        return []
+    history_events = events if history_events is None else history_events
+    history = evidence if history is None else history
+    nodes_nr = events[(events["reason"] == "NodeNotReady") & (events["kind"] == "Node")]
+    tme = events[events["reason"] == "TaintManagerEviction"]
+    placed = pod_nodes(history_events, history, set(tme["name"]))
+    marks = _marks(tme, placed)
     cancels = tme[tme["message"].str.startswith("Cancelling", na=False)]
     cp = cancels["message"].str.extract(_CANCEL)
-    cancel_nodes = (cp["ns"] + "/" + cp["pod"]).map(placed)
+    cancel_pods = cp["ns"] + "/" + cp["pod"]
+    cancel_nodes = cancel_pods.map(placed)
     node_rows = evidence[evidence["source"] == "node"] if len(evidence) else evidence
-    candidates = set(nodes_nr["name"]) | set(marks["node"].dropna())
+    rollouts = history[history["source"] == "rollout"] if len(history) else history
+    bad_nodes: set[str] = set(nodes_nr["name"])
     if len(node_rows):
-        bad = node_rows[node_rows["what"].isin(["Ready=Unknown", "Ready=False"])]
-        candidates |= {o.split("/", 1)[1] for o in bad["object"]}
+        bad = node_rows[
+            node_rows["what"].isin(["Ready=Unknown", "Ready=False"])
+            | node_rows["what"].str.contains(r"NoExecute", regex=False)
+        ]
+        bad_nodes |= {o.split("/", 1)[1] for o in bad["object"]}
+    # a marked pod whose node is unknown (pod deleted, no archive): if exactly one node went bad in the
+    # window and did not come back, the taint manager can only have marked it for that node
+    unplaced = marks["node"].isna()
+    if unplaced.any():
+        back = set()
+        if len(node_rows):
+            ready = node_rows[node_rows["what"] == "Ready=True"]
+            for n in bad_nodes:
+                t_bad = nodes_nr[nodes_nr["name"] == n]["time"].min()
+                t_ok = ready[ready["object"] == f"Node/{n}"]["time"].max()
+                if not pd.isna(t_ok) and (pd.isna(t_bad) or t_ok >= t_bad):
+                    back.add(n)
+        gone = bad_nodes - back
+        if len(gone) == 1:
+            marks.loc[unplaced, "node"] = next(iter(gone))
+    # a pod whose deletion was cancelled after it was marked was not evicted, unless it is being deleted
+    # anyway (the taint manager cancels the work of a pod that is deleted, e.g. by a rollout's scale-down)
+    deleting: set[str] = set()
+    if len(history):
+        d = history[(history["source"] == "pod") & (history["what"] == "deleting")]
+        deleting = {str(o)[4:] for o in d["object"]}
+    cancel_at = cancels.assign(pod=cancel_pods.values).groupby("pod")["time"].max()
+    last_mark = marks.groupby("pod")["time"].max()
+    undone = {
+        pod for pod, t in cancel_at.items() if pod in last_mark and t >= last_mark[pod] and pod not in deleting
+    }
+    marks = marks[~marks["pod"].isin(undone)]
+    candidates = bad_nodes | set(marks["node"].dropna())
     created = events[events["reason"] == "SuccessfulCreate"]
     sched = events[events["reason"] == "Scheduled"]
     out: list[dict[str, Any]] = []
@@ -166,11 +276,16 @@ def detect_node_lost(
         hb = mine[mine["what"] == "heartbeat stopped"] if len(mine) else mine
         t_hb = hb["time"].min() if len(hb) else None
         evicted = marks[marks["node"] == node]
-        n_ev = int(evicted["pod"].nunique())
+        pods_evicted = sorted(set(evicted["pod"]))
+        n_ev = len(pods_evicted)
         t_ev = evicted["time"].min() if n_ev else None
         n_cancel = int((cancel_nodes == node).sum())
+        workloads: dict[str, int] = {}
+        for pod in pods_evicted:
+            w = workload_of(pod, rollouts)
+            workloads[w] = workloads.get(w, 0) + 1
         # replacements: pods created by the evicted pods' ReplicaSets after the first eviction
-        rs_names = set(evicted["pod"].str.replace(r"-[a-z0-9]{5}$", "", regex=True))
+        rs_names = {_HASH5.sub("", p) for p in pods_evicted}
         t_rep, rep_nodes = None, set()
         if n_ev and len(created):
             mine_rs = created[
@@ -226,6 +341,13 @@ def detect_node_lost(
                     else ""
                 )
             )
+            parts.append(
+                "evicted: " + ", ".join(pods_evicted[:6]) + (f" and {n_ev - 6} more" if n_ev > 6 else "")
+            )
+            parts.append(
+                "workloads that lost capacity: "
+                + ", ".join(f"{w} ({k} pod{'s' if k > 1 else ''})" for w, k in sorted(workloads.items()))
+            )
             if t_rep is not None:
                 parts.append(
                     f"replacements scheduled by {_fmt(t_rep)}"
@@ -262,6 +384,9 @@ def detect_node_lost(
                 first_eviction=t_ev,
                 replaced=t_rep,
                 evictions=n_ev,
+                evicted_pods=pods_evicted,
+                workloads=workloads,
+                cancelled=n_cancel,
                 not_ready_events=flaps,
                 delay_not_ready_s=d_grace,
                 delay_taint_s=d_taint,
@@ -590,7 +715,7 @@ def detect_cpu_credits(
 
 # -- rollouts ----------------------------------------------------------------------------------------
 def detect_crashloop_after_rollout(
-    events: pd.DataFrame, evidence: pd.DataFrame, config: Config = Config()
+    events: pd.DataFrame, evidence: pd.DataFrame, config: Config = Config(), history: pd.DataFrame | None = None
 ) -> list[dict[str, Any]]:
     """Pods crash-looping (BackOff, CrashLoopBackOff, restarts) within ``rollout_lookback`` of a rollout."""
     crash: list[tuple[str, Any, str]] = []  # (ns/pod, time, evidence)
@@ -609,13 +734,13 @@ def detect_crashloop_after_rollout(
     if not crash:
         return []
     return _after_rollout(
-        crash, evidence, config, "rollout.crashloop", "crash-looping",
-        "then read the logs of the new version", 65,
+        crash, events, evidence, config, "rollout.crashloop", "crash-looping",
+        "then read the logs of the new version", 65, history,
     )
 
 
 def detect_unready_after_rollout(
-    events: pd.DataFrame, evidence: pd.DataFrame, config: Config = Config()
+    events: pd.DataFrame, evidence: pd.DataFrame, config: Config = Config(), history: pd.DataFrame | None = None
 ) -> list[dict[str, Any]]:
     """New pods that never pass their readiness probe within ``rollout_lookback`` of a rollout.
 
@@ -628,38 +753,93 @@ def detect_unready_after_rollout(
     bad = bad[bad["message"].str.contains("Readiness probe failed", na=False, regex=False)]
     unready = [(f"{r.namespace}/{r.name}", r.first_time, r.event) for r in bad.itertuples()]
     return _after_rollout(
-        unready, evidence, config, "rollout.unready", "failing readiness",
+        unready, events, evidence, config, "rollout.unready", "failing readiness",
         "then check the new version's compatibility with its data (e.g. MongoDB featureCompatibilityVersion)",
         60,
+        history,
     )
 
 
+_SCALED_UP = re.compile(r"Scaled up replica set (?P<rs>\S+) (?:from \d+ )?to (?P<to>\d+)")
+
+
+def rollout_times(events: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
+    """When each ReplicaSet was rolled out, from the Deployment's own history.
+
+    A rollout (or a rollback, or a re-roll to an earlier template, which reuse an old ReplicaSet) shows as
+    the deployment controller's ``ScalingReplicaSet`` event "Scaled up replica set X ..." on the Deployment,
+    as the ReplicaSet's creation, and as the controller's later change of the ReplicaSet's revision and
+    replicas (:func:`opsbook.k8s.evidence.rollout_evidence`, ``scaled up`` rows).
+
+    Returns:
+        DataFrame with columns ``rs`` (``ns/name``), ``time``, ``deployment`` (``Deployment/ns/name``),
+        ``detail``, ``how`` (``ScalingReplicaSet``, ``created``, ``scaled up``).
+    """
+    recs: list[tuple[Any, ...]] = []
+    details: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    ro = evidence[evidence["source"] == "rollout"] if len(evidence) else evidence
+    for r in ro.itertuples():
+        what = str(r.what).removeprefix("ReplicaSet ")
+        rs, _, how = what.partition(" ")
+        ns = str(r.object).split("/")[1]
+        details[f"{ns}/{rs}"] = str(r.detail)
+        owners[f"{ns}/{rs}"] = str(r.object)
+        recs.append((f"{ns}/{rs}", r.time, str(r.object), str(r.detail), how))
+    if len(events):
+        sc = events[(events["reason"] == "ScalingReplicaSet") & (events["kind"] == "Deployment")]
+        for r in sc.itertuples():
+            m = _SCALED_UP.search(str(r.message))
+            if not m:
+                continue
+            key = f"{r.namespace}/{m['rs']}"
+            owners.setdefault(key, f"Deployment/{r.namespace}/{r.name}")
+            recs.append((key, r.first_time, f"Deployment/{r.namespace}/{r.name}",
+                         details.get(key, str(r.message)), "ScalingReplicaSet"))
+    df = pd.DataFrame(recs, columns=["rs", "time", "deployment", "detail", "how"])
+    df["time"] = pd.to_datetime(df["time"], utc=True)
+    return df.sort_values("time", kind="stable").reset_index(drop=True)
+
+
 def _after_rollout(
-    hits: list[tuple[str, Any, str]], evidence: pd.DataFrame, config: Config, check: str, what: str,
-    advice: str, base_score: int,
+    hits: list[tuple[str, Any, str]], events: pd.DataFrame, evidence: pd.DataFrame, config: Config,
+    check: str, what: str, advice: str, base_score: int, history: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
-    """Findings for pods (``ns/pod``, time, evidence) whose ReplicaSet was created shortly before."""
+    """Findings for pods (``ns/pod``, time, evidence) whose ReplicaSet was rolled out shortly before.
+
+    The rollout time is the earliest roll-out moment of that ReplicaSet (:func:`rollout_times`) within
+    ``rollout_lookback`` before the first hit: a rollback to an old ReplicaSet counts from the moment it
+    was scaled up again, not from its creation. ``history`` (evidence from before the window too) tells
+    whether the ReplicaSet existed long before (a rollback).
+    """
     if not hits:
         return []
     cdf = pd.DataFrame(hits, columns=["pod", "time", "evidence"])
     cdf["rs"] = cdf["pod"].str.replace(r"-[a-z0-9]{5}$", "", regex=True)
-    ro = evidence[evidence["source"] == "rollout"] if len(evidence) else evidence
-    rs_created: dict[str, tuple[Any, str, str]] = {}
-    for r in ro.itertuples():
-        rs = str(r.what).removeprefix("ReplicaSet ").removesuffix(" created")
-        ns = str(r.object).split("/")[1]
-        rs_created[f"{ns}/{rs}"] = (r.time, str(r.object), str(r.detail))
+    times = rollout_times(events, evidence)
+    created_at = rollout_times(events.iloc[:0], evidence if history is None else history)
+    created_at = created_at[created_at["how"] == "created"]
     out = []
-    for rs, g in cdf[cdf["rs"].isin(set(rs_created))].groupby("rs"):
-        t_rollout, deploy, detail = rs_created[rs]
+    for rs, g in cdf[cdf["rs"].isin(set(times["rs"]))].groupby("rs"):
         t_hit = g["time"].min()
-        if pd.isna(t_hit) or not (t_rollout <= t_hit <= t_rollout + config.rollout_lookback):
+        if pd.isna(t_hit):
             continue
+        mine = times[
+            (times["rs"] == rs) & (times["time"] <= t_hit) & (times["time"] >= t_hit - config.rollout_lookback)
+        ]
+        if mine.empty:
+            continue
+        first = mine.iloc[0]
+        t_rollout, deploy, detail = first["time"], str(first["deployment"]), str(first["detail"])
+        born = created_at[created_at["rs"] == rs]["time"]
+        reused = bool((born < t_rollout - pd.Timedelta(seconds=5)).any())
         lag = (t_hit - t_rollout).total_seconds()
-        ns, name = deploy.split("/")[1], deploy.split("/")[-1]
+        parts = deploy.split("/")
+        ns, name = parts[1], parts[-1]
         msg = (
             f"{g['pod'].nunique()} pod(s) of ReplicaSet {rs} {what} from {_fmt(t_hit)}, {lag:.0f} s "
-            f"after the rollout at {_fmt(t_rollout)} ({detail}). Roll back: "
+            f"after the {'rollback/re-roll to an earlier ReplicaSet' if reused else 'rollout'} at "
+            f"{_fmt(t_rollout)} ({detail}). Roll back: "
             f"`kubectl -n {ns} rollout undo deployment/{name}`, {advice}."
         )
         out.append(
@@ -673,6 +853,8 @@ def _after_rollout(
                 base_score + min(10, g["pod"].nunique()),
                 replicaset=rs,
                 rollout_at=t_rollout,
+                rollout_seen_as=str(first["how"]),
+                reused_replicaset=reused,
                 first_crash=t_hit,
                 pods=int(g["pod"].nunique()),
             )
@@ -693,28 +875,56 @@ def detect_certificate_expiry(
     end: pd.Timestamp,
     config: Config = Config(),
 ) -> list[dict[str, Any]]:
-    """Certificates that expired before the window's end (or soon after), and x509 expiry errors."""
+    """Certificates that expired, split by when, and x509 expiry errors in the window.
+
+    - expired inside the window or within ``cause_lead`` before it: a candidate cause (critical), scored
+      by how close its expiry is to the window;
+    - expired longer ago and still there: a *standing problem* (medium, ``standing=True``): it was already
+      broken before this incident began, so it is listed, never ranked above an in-window cause;
+    - expiring within ``cert_warning`` after the window's end: a warning (medium).
+    """
     out = []
     certs = evidence[evidence["source"] == "certificate"] if len(evidence) else evidence
     for r in certs.itertuples():
-        if r.time <= end:
+        ns = str(r.object).split("/")[1]
+        renew = (
+            f"Renew it with its issuer and replace the secret (`kubectl -n {ns} create secret tls ... "
+            "--dry-run=client -o yaml | kubectl apply -f -`), then restart the workloads that mount it."
+            if str(r.object).startswith("Secret/")
+            else "Renew it (kops: `kops rolling-update cluster --force` after `kops update cluster`, "
+            "or rotate the CA per the kops docs)."
+        )
+        if start - config.cause_lead <= r.time <= end:
+            before = max(0.0, (start - r.time).total_seconds() / 60)
             out.append(
                 _finding(
                     "certificate.expiry",
                     "critical",
                     r.time,
                     r.object,
-                    f"{r.object} expired at {r.time:%Y-%m-%d %H:%M}Z ({r.detail}). "
-                    + (f"Renew it with its issuer and replace the secret (`kubectl -n "
-                       f"{str(r.object).split('/')[1]} create secret tls ... --dry-run=client -o yaml | "
-                       "kubectl apply -f -`), then restart "
-                       "the workloads that mount it."
-                       if str(r.object).startswith("Secret/") else
-                       "Renew it (kops: `kops rolling-update cluster --force` after `kops update cluster`, "
-                       "or rotate the CA per the kops docs)."),
+                    f"{r.object} expired at {r.time:%Y-%m-%d %H:%M:%S}Z ({r.detail}), "
+                    + ("inside the window. " if before == 0 else f"{before:.0f} min before the window. ")
+                    + renew,
                     [r.evidence],
-                    85,
+                    85 - min(20.0, before),
                     not_after=r.time,
+                    standing=False,
+                )
+            )
+        elif r.time < start:
+            days = (start - r.time).total_seconds() / 86400
+            out.append(
+                _finding(
+                    "certificate.expiry",
+                    "medium",
+                    r.time,
+                    r.object,
+                    f"Standing problem: {r.object} expired on {r.time:%Y-%m-%d} ({days:.0f} days before the "
+                    f"window; {r.detail}) and is still there. It did not start this incident. " + renew,
+                    [r.evidence],
+                    10,
+                    not_after=r.time,
+                    standing=True,
                 )
             )
         elif r.time <= end + config.cert_warning:
@@ -728,6 +938,7 @@ def detect_certificate_expiry(
                     [r.evidence],
                     5,
                     not_after=r.time,
+                    standing=True,
                 )
             )
     if len(events):  # x509 errors are reported as Warning events (kubelet, controllers, webhooks)
@@ -800,6 +1011,184 @@ def detect_asg_termination(
     return out
 
 
+# -- consumer stalled ------------------------------------------------------------------------------
+def detect_consumer_stalled(
+    metrics: pd.DataFrame, owners: dict[str, str] | None = None, zero: float = 1e-6
+) -> list[dict[str, Any]]:
+    """A queue backs up while its consumers' throughput is flat at zero ("stuck reading from a queue").
+
+    A growing extra metric (the queue depth) and, in the same namespace with the same dimension values
+    (the ``(…)`` part of the series id), a metric that was positive before the growth began and stays
+    at zero after it (acks, deliveries, throughput): the consumer is connected but not consuming.
+    Running/Ready pods, no restarts, no node or credit problem are what makes it hard to see; when
+    credits are exhausted at the same time, ``cpu.credits`` explains the backlog instead.
+
+    Args:
+        metrics: metrics frame (time, namespace, metric, id, value).
+        owners: series id → ``ns/deployment`` consuming it (``extra_metrics`` entries with ``@owner``).
+        zero: throughput at or below this counts as zero.
+    """
+    if metrics.empty:
+        return []
+    extra = metrics[metrics["namespace"] != "AWS/EC2"]
+    if extra.empty:
+        return []
+    owners = owners or {}
+    out = []
+    for g in growth(metrics).itertuples():
+        suffix = str(g.id)[len(str(g.metric)):]
+        sib = extra[
+            (extra["namespace"] == g.namespace)
+            & (extra["metric"] != g.metric)
+            & (extra["id"].astype(str).str.endswith(suffix) if suffix else True)
+        ]
+        for (metric, sid), s in sib.groupby(["metric", "id"]):
+            before = s[s["time"] < g.onset]["value"]
+            after = s[s["time"] >= g.onset]["value"]
+            if len(after) < 3 or not (after.abs() <= zero).all() or not (before > zero).any():
+                continue
+            stopped = s[(s["time"] < g.onset) & (s["value"] > zero)]["time"].max()
+            t0 = s[(s["time"] > stopped) & (s["value"].abs() <= zero)]["time"].min()
+            owner = owners.get(str(g.id)) or owners.get(str(sid)) or ""
+            restart = (
+                f"`kubectl -n {owner.split('/')[0]} rollout restart deployment/{owner.split('/')[1]}`"
+                if owner
+                else "the queue's consumer Deployment (`kubectl rollout restart`)"
+            )
+            out.append(
+                _finding(
+                    "consumer.stalled",
+                    "high",
+                    t0,
+                    f"Deployment/{owner}" if owner else f"Metric/{g.metric}/{g.id}",
+                    f"Queue {g.id} ({g.namespace}) grows from {_fmt(g.onset)} ({g.base:g} → {g.peak:g}) while "
+                    f"{metric} stays at 0 since {_fmt(t0)}: its consumers are connected but stuck (pods "
+                    "can be Running and Ready with no restarts). Take a thread dump / logs of the consumer, "
+                    f"then restart it: {restart}.",
+                    [f"CloudWatch {g.namespace} {g.metric} ({g.id})", f"CloudWatch {g.namespace} {metric} ({sid})"],
+                    70,
+                    queue=str(g.id),
+                    throughput_metric=str(sid),
+                    throughput_zero_at=t0,
+                    backlog_onset=g.onset,
+                    owner=owner,
+                )
+            )
+            break
+    return out
+
+
+# -- merges: one incident, one cause -----------------------------------------------------------------
+ZONE_BEHAVIOUR = (
+    "The node lifecycle controller (kube-controller-manager, ComputeZoneState) counts a zone as "
+    "FullDisruption when none of its nodes is Ready and PartialDisruption when more than 2 are NotReady "
+    "and they are at least --unhealthy-zone-threshold (0.55) of it; in a partially disrupted zone it "
+    "taints/evicts at --secondary-node-eviction-rate (0.01 nodes/s), or not at all when the cluster has "
+    "at most --large-cluster-size-threshold (50) nodes; a fully disrupted zone evicts at the normal "
+    "--node-eviction-rate (0.1 nodes/s) unless every zone is fully disrupted, when it stops evicting "
+    "everywhere (it assumes its own network is cut off)."
+)
+
+
+def merge_zone_outage(found: list[dict[str, Any]], instances: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Replace the ``node.lost`` findings of every node of one availability zone by one ``zone.outage``.
+
+    A zone counts as out when it has at least two nodes (EC2 instances not terminated, named by their
+    private DNS as kops names its nodes) and every one of them is lost (critical/high ``node.lost``).
+    """
+    if instances is None or not len(instances) or "zone" not in instances:
+        return found
+    live = instances[instances["state"] != "terminated"]
+    zone_of = dict(zip(live["private_dns"], live["zone"], strict=False))
+    size = live.groupby("zone")["private_dns"].nunique().to_dict()
+    lost = [
+        f for f in found
+        if f["check"] == "node.lost" and f["severity"] in ("critical", "high")
+        and zone_of.get(f["object"].split("/", 1)[1])
+    ]
+    by_zone: dict[str, list[dict[str, Any]]] = {}
+    for f in lost:
+        by_zone.setdefault(zone_of[f["object"].split("/", 1)[1]], []).append(f)
+    out = list(found)
+    for zone, fs in by_zone.items():
+        if size.get(zone, 0) < 2 or len(fs) < size[zone]:
+            continue
+        nodes = sorted(f["object"].split("/", 1)[1] for f in fs)
+        pods = sorted({p for f in fs for p in f["data"].get("evicted_pods", [])})
+        workloads: dict[str, int] = {}
+        for f in fs:
+            for w, k in (f["data"].get("workloads") or {}).items():
+                workloads[w] = workloads.get(w, 0) + k
+        t0 = min(pd.Timestamp(f["time"]) for f in fs if f["time"] is not None and not pd.isna(f["time"]))
+        others = sorted(z for z in size if z != zone)
+        msg = (
+            f"Zone {zone} lost: all {len(nodes)} of its nodes stopped heartbeating from {_fmt(t0)} "
+            f"({', '.join(nodes)}); {len(pods)} pod(s) evicted"
+            + (f" ({', '.join(pods[:6])}{' …' if len(pods) > 6 else ''})" if pods else "")
+            + (
+                "; workloads that lost capacity: "
+                + ", ".join(f"{w} ({k})" for w, k in sorted(workloads.items()))
+                if workloads
+                else ""
+            )
+            + f". Other zones: {', '.join(others) or 'none'}. {ZONE_BEHAVIOUR} Check the zone's AWS health "
+            "(network, EC2 status) rather than each node; spread workloads over zones "
+            "(topologySpreadConstraints)."
+        )
+        merged = _finding(
+            "zone.outage",
+            "critical",
+            t0,
+            f"Zone/{zone}",
+            msg,
+            [e for f in fs for e in f["evidence"].split("; ")][:8],
+            max(f["score"] for f in fs) + 10,
+            zone=zone,
+            nodes=nodes,
+            evicted_pods=pods,
+            workloads=workloads,
+            evictions=len(pods),
+        )
+        out = [f for f in out if f not in fs] + [merged]
+    return out
+
+
+def merge_ec2_death(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge an ``asg.terminated`` linked to a lost node into that ``node.lost`` (one EC2 death, one cause).
+
+    The merged finding keeps the node as its object, begins at the earlier of the two times, and carries
+    both pieces of evidence (the instance's termination and the node's loss and evictions).
+    """
+    by_node = {f["object"].split("/", 1)[1]: f for f in found if f["check"] == "node.lost"}
+    out: list[dict[str, Any]] = []
+    merged: dict[str, dict[str, Any]] = {}
+    for f in found:
+        node = f["data"].get("node") if f["check"] == "asg.terminated" else None
+        if node and node in by_node:
+            merged[node] = f
+        else:
+            out.append(f)
+    for i, f in enumerate(out):
+        if f["check"] != "node.lost":
+            continue
+        term = merged.get(f["object"].split("/", 1)[1])
+        if term is None:
+            continue
+        times = [pd.Timestamp(t) for t in (f["time"], term["time"]) if t is not None and not pd.isna(t)]
+        data = {**f["data"], "instance_id": term["data"]["instance_id"], "terminated": term["time"]}
+        out[i] = {
+            **f,
+            "severity": "critical",
+            "time": min(times) if times else f["time"],
+            "message": f"EC2 death: instance {term['data']['instance_id']} was terminated at "
+            f"{_fmt(term['time'])} and its node was lost. " + f["message"],
+            "evidence": "; ".join(dict.fromkeys([*term["evidence"].split("; "), *f["evidence"].split("; ")])),
+            "score": max(f["score"], term["score"]) + 5,
+            "data": data,
+        }
+    return out
+
+
 # -- all ------------------------------------------------------------------------------------------
 def run_detectors(
     events: pd.DataFrame,
@@ -809,6 +1198,7 @@ def run_detectors(
     end: pd.Timestamp,
     instances: pd.DataFrame | None = None,
     config: Config = Config(),
+    owners: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Run every detector and rank the likely causes.
 
@@ -820,6 +1210,7 @@ def run_detectors(
         end: window end (UTC).
         instances: the cluster's instances (instance_id, instance_type, private_dns) to name things.
         config: configured delays to compare with.
+        owners: extra-metric series id → ``ns/deployment`` behind it (``consumer.stalled`` names it).
 
     Returns:
         Findings (:data:`FINDING_COLUMNS`), rank 1 = the most likely cause; empty when nothing fired.
@@ -850,24 +1241,70 @@ def run_detectors(
             | (evd["source"] == "certificate")
         ]
     found: list[dict[str, Any]] = []
-    lost = detect_node_lost(ev, evd, config)
+    lost = detect_node_lost(ev, evd, config, history_events=events, history=evidence)
     found += lost
     lost_nodes = {f["object"].split("/", 1)[1] for f in lost if f["data"].get("evictions")}
     runs: list[Callable[[], list[dict[str, Any]]]] = [
         lambda: detect_control_plane_restart(ev, evd, start, end),
         lambda: detect_cpu_credits(metrics, instances, config),
-        lambda: detect_crashloop_after_rollout(ev, evd, config),
-        lambda: detect_unready_after_rollout(ev, evd, config),
+        lambda: detect_crashloop_after_rollout(ev, evd, config, evidence),
+        lambda: detect_unready_after_rollout(ev, evd, config, evidence),
         lambda: detect_certificate_expiry(ev, evidence, start, end, config),
         lambda: detect_asg_termination(evd, instances, start, end, lost_nodes),
     ]
     for run in runs:
         found += run()
+    found += detect_consumer_stalled(metrics, owners)
+    found = merge_ec2_death(found)
+    found = merge_zone_outage(found, instances)
     if not found:
         return _empty_findings()
-    df = pd.DataFrame(found)
+    return rank(pd.DataFrame(found), start, end, config)
+
+
+_STRONG = {"critical": 0, "high": 0, "medium": 1, "low": 2, "info": 2}
+_KIND_ORDER = {"cause": 0, "standing": 1, "noise": 2}
+
+
+def _lead(f: pd.Series, start: pd.Timestamp, config: Config) -> pd.Timedelta:
+    if f["check"] == "cpu.credits":
+        onset = (f["data"] or {}).get("backlog_onset")
+        if onset is not None and not pd.isna(onset) and pd.Timestamp(onset) >= start:
+            return config.credit_backlog_horizon
+    return config.cause_lead
+
+
+def rank(found: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, config: Config = Config()) -> pd.DataFrame:
+    """Apply the ranking rule (module docstring) to raw detector findings.
+
+    Returns:
+        Findings (:data:`FINDING_COLUMNS`): causes first (rank 1 = most likely), then standing problems,
+        then noise; ``kind`` says which.
+    """
+    df = found.copy()
     df["time"] = pd.to_datetime(df["time"], utc=True)
-    df = df.sort_values(["score", "time"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+    def kind(f: pd.Series) -> str:
+        data = f["data"] or {}
+        if data.get("standing"):
+            return "standing"
+        t = f["time"]
+        if not pd.isna(t) and (t < start - _lead(f, start, config) or t > end):
+            return "standing"
+        if f["severity"] in ("low", "info"):
+            return "noise"
+        return "cause"
+
+    df["kind"] = [kind(f) for _, f in df.iterrows()]
+    standing = df["kind"] == "standing"
+    df.loc[standing & df["severity"].isin(["critical", "high"]), "severity"] = "medium"
+    df["_k"] = df["kind"].map(_KIND_ORDER)
+    df["_s"] = df["severity"].map(_STRONG).fillna(2)
+    df["_t"] = df["time"].where(df["kind"] == "cause")
+    df = df.sort_values(
+        ["_k", "_s", "_t", "score", "time"], ascending=[True, True, True, False, True], kind="stable",
+        na_position="last",
+    ).reset_index(drop=True)
     df["rank"] = np.arange(1, len(df) + 1)
     return df[FINDING_COLUMNS]
 
@@ -880,22 +1317,28 @@ def as_report_findings(findings: pd.DataFrame, limit: int = 10) -> list[dict[str
             "severity": r.severity,
             "object": r.object,
             "group": "outage",
-            "message": f"#{r.rank} likely cause: {r.message}",
+            "message": (
+                f"#{r.rank} likely cause: {r.message}" if r.kind == "cause" else f"({r.kind}) {r.message}"
+            ),
             "evidence": r.evidence,
-            "data": {"rank": int(r.rank), "score": float(r.score), "time": str(r.time)},
+            "data": {"rank": int(r.rank), "kind": r.kind, "score": float(r.score), "time": str(r.time)},
         }
         for r in findings.head(limit).itertuples()
     ]
 
 
 def summary(findings: pd.DataFrame) -> dict[str, Any]:
-    """What a scheduled run keeps: the number of likely causes and the top one."""
+    """What a scheduled run keeps: the number of likely causes and standing problems, and the top cause."""
     if findings.empty:
-        return {"causes": 0, "top": None}
-    top = findings.iloc[0]
+        return {"causes": 0, "standing": 0, "top": None}
+    causes = findings[findings["kind"] == "cause"] if "kind" in findings else findings
+    top = causes.iloc[0] if len(causes) else None
     return {
-        "causes": len(findings),
-        "top": {
+        "causes": len(causes),
+        "standing": int((findings["kind"] == "standing").sum()) if "kind" in findings else 0,
+        "top": None
+        if top is None
+        else {
             "check": top["check"],
             "object": top["object"],
             "severity": top["severity"],

@@ -27,6 +27,8 @@ def impact_start(findings: pd.DataFrame, timeline: pd.DataFrame, incident: Incid
     The earliest time of the top causes (score ≥ half the best), else the first high-severity row,
     else the window's start.
     """
+    if len(findings) and "kind" in findings:
+        findings = findings[findings["kind"] == "cause"]
     if len(findings):
         top = findings[findings["score"] >= findings["score"].max() * 0.5]
         t = top["time"].dropna().min()
@@ -77,6 +79,35 @@ def _md_escape(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
+def impact_facts(causes: pd.DataFrame) -> list[str]:
+    """Markdown lines with what the causes measured: pods evicted, workloads that lost capacity, zones."""
+    out: list[str] = []
+    for r in causes.head(3).itertuples():
+        data = r.data if isinstance(r.data, dict) else {}
+        facts = []
+        if data.get("zone"):
+            facts.append(f"availability zone `{data['zone']}` lost ({', '.join(data.get('nodes', []))})")
+        if data.get("evicted_pods"):
+            pods = data["evicted_pods"]
+            facts.append(
+                f"{len(pods)} pod(s) evicted: " + ", ".join(f"`{p}`" for p in pods[:10])
+                + (" …" if len(pods) > 10 else "")
+            )
+        if data.get("workloads"):
+            facts.append(
+                "workloads that lost capacity: "
+                + ", ".join(f"`{w}` ({k})" for w, k in sorted(data["workloads"].items()))
+            )
+        if data.get("instance_id"):
+            facts.append(f"instance `{data['instance_id']}` terminated")
+        if data.get("queue"):
+            owner = f", consumer `{data['owner']}`" if data.get("owner") else ""
+            facts.append(f"queue `{data['queue']}` backed up{owner}")
+        if facts:
+            out.append(f"- From `{_md_escape(r.object)}` ({r.check}): " + "; ".join(facts) + ".")
+    return [*out, ""] if out else []
+
+
 def draft(
     incident: Incident,
     timeline: pd.DataFrame,
@@ -98,7 +129,9 @@ def draft(
     """
     began = impact_start(findings, timeline, incident)
     times = response_times(incident, began)
-    top = findings.iloc[0] if len(findings) else None
+    causes = findings[findings["kind"] == "cause"] if "kind" in findings else findings
+    standing = findings[findings["kind"] == "standing"] if "kind" in findings else findings.iloc[:0]
+    top = causes.iloc[0] if len(causes) else None
     lines = [
         f"# Post-mortem: {incident.title}",
         "",
@@ -111,7 +144,7 @@ def draft(
         (
             f"Impact began around **{began:%Y-%m-%d %H:%M:%S}Z**. Most likely cause: {top['message']}"
             if top is not None
-            else "No detector fired: the cause is not in the collected evidence. TODO"
+            else "No likely cause in the window: the cause is not in the collected evidence. TODO"
         ),
         "",
         "## Impact",
@@ -119,6 +152,7 @@ def draft(
         "TODO: who and what was affected (users, requests, queues), for how long, revenue/SLO budget.",
         "",
     ]
+    lines += impact_facts(causes)
     if len(timeline):
         affected = timeline[timeline["severity"].isin(["high", "critical"])]["object"].head(10)
         if len(affected):
@@ -127,8 +161,8 @@ def draft(
                 "",
             ]
     lines += ["## Trigger and likely causes", ""]
-    if len(findings):
-        for r in findings.head(6).itertuples():
+    if len(causes):
+        for r in causes.head(6).itertuples():
             lines.append(
                 f"{r.rank}. **{r.check}** ({r.severity}, `{r.object}`): {r.message} *Evidence:* {r.evidence}"
             )
@@ -139,7 +173,11 @@ def draft(
             "",
         ]
     else:
-        lines += ["TODO: no detector fired.", ""]
+        lines += ["TODO: no detector found a cause that began in the window.", ""]
+    if len(standing):
+        lines += ["Standing problems (began before the window; not causes of this incident, fix them anyway):", ""]
+        lines += [f"- **{r.check}** `{_md_escape(r.object)}`: {r.message}" for r in standing.itertuples()]
+        lines.append("")
     lines += ["## Detection", ""]
     if len(times):
         lines += ["| measure | from | to | minutes |", "|---|---|---|---|"]
@@ -201,7 +239,7 @@ def draft(
         "| action | type (prevent/detect/mitigate) | owner | ticket |",
         "|---|---|---|---|",
     ]
-    for r in findings.head(3).itertuples() if len(findings) else []:
+    for r in causes.head(3).itertuples() if len(causes) else []:
         lines.append(f"| TODO: address `{r.check}` on `{_md_escape(r.object)}` | prevent | TODO | TODO |")
     lines.append("| TODO: alert earlier on the first symptom | detect | TODO | TODO |")
     if notes:

@@ -89,6 +89,14 @@ class Incident:
         if self.extra_metrics:
             lines.append("extra metrics: " + ", ".join(m.label for m in self.extra_metrics))
         return "\n\n".join(lines)
+    @property
+    def history_start(self) -> pd.Timestamp:
+        """Where to start reading events: an hour before the window (the API server's default event TTL).
+
+        The detectors and the timeline keep only the window, but events from before it tie things together
+        (the ``Scheduled`` event that put a pod on the node lost later in the window).
+        """
+        return self.start - pd.Timedelta(hours=1)
 
 
 def _parse_time(name: str, value: str | datetime | None) -> pd.Timestamp | None:

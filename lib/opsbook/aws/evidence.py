@@ -56,6 +56,8 @@ class MetricSpec:
     name: str
     dimensions: dict[str, str] = field(default_factory=dict)
     stat: str = "Average"
+    owner: str = ""
+    """The workload that consumes/serves what the metric measures (``ns/deployment``, after ``@``)."""
 
     @property
     def label(self) -> str:
@@ -68,7 +70,10 @@ STATS = ("Average", "Sum", "Maximum", "Minimum", "SampleCount")
 
 
 def parse_metric_spec(text: str) -> MetricSpec:
-    """Parse ``Namespace/Name:Dim=Value,Dim2=Value2:Stat`` (dimensions and statistic optional).
+    """Parse ``Namespace/Name:Dim=Value,Dim2=Value2:Stat@ns/deployment`` (all but the name optional).
+
+    The ``@ns/deployment`` tail names the workload behind the metric (e.g. the queue's consumer), so a
+    finding about the metric can say which Deployment to restart.
 
     Examples: ``AWS/SQS/ApproximateNumberOfMessagesVisible:QueueName=taxi-position``,
     ``Custom/RabbitMQ/QueueDepth:Queue=TaxiPosition:Maximum``.
@@ -76,6 +81,7 @@ def parse_metric_spec(text: str) -> MetricSpec:
     Raises:
         BadInput: the text is not of that form, or a dimension/statistic is malformed.
     """
+    text, _, owner = text.strip().partition("@")
     parts = text.strip().split(":")
     head, dims_text = parts[0], parts[1] if len(parts) > 1 else ""
     stat = parts[2] if len(parts) > 2 else "Average"
@@ -93,7 +99,14 @@ def parse_metric_spec(text: str) -> MetricSpec:
         dims[k.strip()] = v.strip()
     if stat not in STATS:
         raise BadInput(f"extra metric {text!r}: statistic {stat!r} is not one of {', '.join(STATS)}")
-    return MetricSpec(ns, name, dims, stat)
+    if owner and owner.count("/") != 1:
+        raise BadInput(f"extra metric owner {owner!r} is not 'namespace/deployment'")
+    return MetricSpec(ns, name, dims, stat, owner.strip())
+
+
+def metric_owners(specs: Sequence[MetricSpec]) -> dict[str, str]:
+    """Series id (the spec's label) → ``ns/deployment`` for the extra metrics that name their workload."""
+    return {s.label: s.owner for s in specs if s.owner}
 
 
 def check_instance_metrics(names: Sequence[str]) -> list[str]:
@@ -123,7 +136,7 @@ def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None) 
 
     Returns:
         DataFrame with columns ``instance_id``, ``instance_type``, ``state``, ``private_dns``,
-        ``instance_group``, ``launch_time``, ``state_reason`` (``StateTransitionReason``).
+        ``instance_group``, ``zone``, ``launch_time``, ``state_reason`` (``StateTransitionReason``).
     """
     ec2 = ec2 or aws_client("ec2", region)
     out = []
@@ -141,6 +154,7 @@ def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None) 
                             "state": i["State"]["Name"],
                             "private_dns": i.get("PrivateDnsName", ""),
                             "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
+                            "zone": (i.get("Placement") or {}).get("AvailabilityZone", ""),
                             "launch_time": i.get("LaunchTime"),
                             "state_reason": i.get("StateTransitionReason", ""),
                         }
@@ -151,6 +165,7 @@ def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None) 
         "state",
         "private_dns",
         "instance_group",
+        "zone",
         "launch_time",
         "state_reason",
     ]

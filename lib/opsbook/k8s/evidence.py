@@ -12,7 +12,7 @@ Sources:
   (``timeAdded``), cordons (``spec.unschedulable``), last heartbeat;
 - pods: last terminations (reason, exit code, OOMKilled), restarts, waiting
   reasons (CrashLoopBackOff), evictions and disruption conditions, creations;
-- rollouts: ReplicaSets created (revision, images);
+- rollouts: ReplicaSets created (revision, images) and reused by a rollback (managedFields);
 - control plane: kube-system control-plane pods' restarts, the API server's
   process start time (``process_start_time_seconds`` from ``/metrics``),
   leader-election leases of kube-controller-manager and kube-scheduler;
@@ -272,22 +272,46 @@ def pod_evidence(pods: list[Any]) -> pd.DataFrame:
     return rows(out)
 
 
+def _controller_update_time(rs: Any) -> Any:
+    """When kube-controller-manager last changed the ReplicaSet's spec or annotations (not its status).
+
+    A rollback or a re-roll to an earlier template reuses the old ReplicaSet: the deployment controller
+    then rewrites its ``deployment.kubernetes.io/revision`` annotation and scales it up, and that write is
+    recorded in ``metadata.managedFields`` (manager ``kube-controller-manager``, no ``subresource``).
+    """
+    times = [
+        _ts(m.time)
+        for m in rs.metadata.managed_fields or []
+        if m.manager == "kube-controller-manager" and m.operation == "Update" and not m.subresource and m.time
+    ]
+    return max(times) if times else None
+
+
 def rollout_evidence(replicasets: list[Any]) -> pd.DataFrame:
-    """Timeline rows for rollouts: one per ReplicaSet, at its creation.
+    """Timeline rows for rollouts: one per ReplicaSet at its creation, and one when it was reused.
+
+    The creation time alone misses rollbacks (the old ReplicaSet is scaled up again, its
+    ``creationTimestamp`` is old): a ReplicaSet that has replicas and whose spec/annotations the deployment
+    controller changed after its creation gets a second row, ``ReplicaSet <name> scaled up``, at that change
+    (``metadata.managedFields``). The deployment's ``ScalingReplicaSet`` events carry the same moment and
+    are read by the detectors from the events.
 
     Args:
         replicasets: ``V1ReplicaSet`` objects.
 
     Returns:
         Rows with source ``rollout``, object ``Deployment/ns/name`` (or the ReplicaSet when it has no
-        owner), ``what`` = ``ReplicaSet <name> created``, detail = revision and images.
+        owner), ``what`` = ``ReplicaSet <name> created`` or ``ReplicaSet <name> scaled up``, detail =
+        revision and images (and the earlier revisions it served, ``revision-history``).
     """
     out: list[tuple[Any, ...]] = []
     for rs in replicasets:
         ns, name = rs.metadata.namespace, rs.metadata.name
         owner = next((o for o in rs.metadata.owner_references or [] if o.kind == "Deployment"), None)
         obj = f"Deployment/{ns}/{owner.name}" if owner else f"ReplicaSet/{ns}/{name}"
-        rev = (rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision", "?")
+        annotations = rs.metadata.annotations or {}
+        rev = annotations.get("deployment.kubernetes.io/revision", "?")
+        history = annotations.get("deployment.kubernetes.io/revision-history")
         images = (
             ", ".join(c.image for c in rs.spec.template.spec.containers)
             if rs.spec and rs.spec.template
@@ -298,17 +322,18 @@ def rollout_evidence(replicasets: list[Any]) -> pd.DataFrame:
             if owner
             else f"kubectl -n {ns} describe rs {name}"
         )
-        out.append(
-            (
-                _ts(rs.metadata.creation_timestamp),
-                "rollout",
-                obj,
-                f"ReplicaSet {name} created",
-                f"revision {rev}: {images}",
-                "low",
-                ev,
-            )
-        )
+        created = _ts(rs.metadata.creation_timestamp)
+        detail = f"revision {rev}: {images}" + (f" (earlier revisions {history})" if history else "")
+        out.append((created, "rollout", obj, f"ReplicaSet {name} created", detail, "low", ev))
+        changed = _controller_update_time(rs)
+        replicas = (rs.spec.replicas if rs.spec else 0) or 0
+        if (
+            changed is not None
+            and created is not None
+            and replicas > 0
+            and (pd.Timestamp(changed) - pd.Timestamp(created)).total_seconds() > 5
+        ):
+            out.append((changed, "rollout", obj, f"ReplicaSet {name} scaled up", detail, "low", ev))
     return rows(out)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from opsbook.aws.session import client as aws_client
 from opsbook.errors import BadInput, SandboxError
 from opsbook.sandbox import Sandbox, faults
 
@@ -106,8 +107,10 @@ def ensure_workloads(api: k8s.ApiClient) -> None:
         )
 
 
-def self_signed(common_name: str, days_valid: int, not_before_days: int = 0) -> tuple[str, str]:
-    """A self-signed certificate and key (PEM); negative ``days_valid`` makes one already expired."""
+def self_signed(
+    common_name: str, days_valid: float, not_before_days: int = 0, now: dt.datetime | None = None
+) -> tuple[str, str]:
+    """A self-signed certificate and key (PEM), valid until ``now + days_valid`` (negative: already expired)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -115,7 +118,7 @@ def self_signed(common_name: str, days_valid: int, not_before_days: int = 0) -> 
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     start = now - dt.timedelta(days=max(not_before_days, 1 - min(days_valid, 0)) + 1)
     cert = (
         x509.CertificateBuilder()
@@ -233,7 +236,7 @@ def _pod_status(
             }
         ],
     }
-    k8s.CoreV1Api(api).patch_namespaced_pod_status(pod.metadata.name, NAMESPACE, {"status": status})
+    k8s.CoreV1Api(api).patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {"status": status})
 
 
 # -- the drills -------------------------------------------------------------------------------------
@@ -311,7 +314,7 @@ def drill_cpu_credits_exhausted(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
 
 
 def credit_exhaustion_series(
-    instance_id: str, start: dt.datetime, hours: int = 6
+    instance_id: str, start: dt.datetime, hours: int = 6, queue_dimensions: dict[str, str] | None = None
 ) -> list[faults.MetricSeries]:
     """Six hours of 5-minute metrics: a t2.medium burning credits at 60 % CPU until empty, then throttled.
 
@@ -339,33 +342,45 @@ def credit_exhaustion_series(
         faults.MetricSeries("AWS/EC2", "CPUCreditBalance", dims, start, step, balance, "Count"),
         faults.MetricSeries("AWS/EC2", "CPUCreditUsage", dims, start, step, usage, "Count"),
         faults.MetricSeries("AWS/EC2", "CPUUtilization", dims, start, step, cpu, "Percent"),
-        faults.MetricSeries(QUEUE_NAMESPACE, QUEUE_METRIC, QUEUE_DIMENSIONS, start, step, queue, "Count"),
+        faults.MetricSeries(
+            QUEUE_NAMESPACE, QUEUE_METRIC, queue_dimensions or QUEUE_DIMENSIONS, start, step, queue, "Count"
+        ),
     ]
 
 
-def _replace_push_cert(api: k8s.ApiClient, days_valid: int, not_before_days: int = 0) -> None:
-    """Replace the push notifier's TLS secret with a new self-signed certificate."""
-    cert, key = self_signed("push.taxi.example.com", days_valid=days_valid, not_before_days=not_before_days)
-    k8s.CoreV1Api(api).replace_namespaced_secret(
-        "apns-push-cert",
-        NAMESPACE,
-        k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name="apns-push-cert"),
-            type="kubernetes.io/tls",
-            string_data={"tls.crt": cert, "tls.key": key},
-        ),
+def _replace_push_cert(
+    api: k8s.ApiClient, days_valid: float, not_before_days: int = 0, name: str = "apns-push-cert",
+    namespace: str = NAMESPACE, now: dt.datetime | None = None,
+) -> None:
+    """Replace (or create) a TLS secret with a new self-signed certificate."""
+    cert, key = self_signed("push.taxi.example.com", days_valid=days_valid, not_before_days=not_before_days,
+                            now=now)
+    core = k8s.CoreV1Api(api)
+    body = k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name=name),
+        type="kubernetes.io/tls",
+        string_data={"tls.crt": cert, "tls.key": key},
     )
+    if name in {x.metadata.name for x in core.list_namespaced_secret(namespace).items}:
+        core.replace_namespaced_secret(name, namespace, body)
+    else:
+        core.create_namespaced_secret(namespace, body)
 
 
 def drill_certificate_expired(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
-    """The push-notification TLS certificate expires (it did, and push notifications stopped)."""
-    _replace_push_cert(api, days_valid=-1, not_before_days=365)
+    """The push-notification TLS certificate expires (it did, and push notifications stopped).
+
+    The certificate is replaced by one whose ``notAfter`` is this very second: it expires during the drill,
+    as it did in the incident (a certificate that expired long ago is a standing problem, not a cause).
+    """
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    _replace_push_cert(api, days_valid=0, not_before_days=365, now=now)
     return DrillResult(
         "certificate-expired",
-        [f"replaced secret {NAMESPACE}/apns-push-cert with a certificate that expired yesterday"],
+        [f"replaced secret {NAMESPACE}/apns-push-cert with a certificate that expires now ({now:%H:%M:%S}Z)"],
         "opsbook drill --reset (issues a fresh one-year certificate)",
         _now(),
-        {},
+        {"not_after": now.isoformat()},
     )
 
 
@@ -465,6 +480,174 @@ def drill_upgrade_single_replica(sb: Sandbox, api: k8s.ApiClient) -> DrillResult
     )
 
 
+# -- the seed's outages that had no drill ----------------------------------------------------------
+
+CONSUMER_DIMENSIONS = {"Queue": "TaxiPosition", "VirtualHost": "taxi"}
+CONSUMER = "position-consumer"
+
+
+def consumer_stall_series(
+    start: dt.datetime, stall_at: dt.datetime, end: dt.datetime, dimensions: dict[str, str] | None = None
+) -> list[faults.MetricSeries]:
+    """One-minute queue metrics of a consumer that stalls at ``stall_at``.
+
+    Depth steady near 100 and acks near 50/s until then; afterwards the consumer acks nothing (0) and
+    the depth grows by 120 a minute.
+    """
+    step = dt.timedelta(minutes=1)
+    n = int((end - start) / step) + 1
+    depth, acks = [], []
+    for i in range(n):
+        t = start + i * step
+        stalled = t >= stall_at
+        minutes = int((t - stall_at) / step) if stalled else 0
+        depth.append(100.0 + (i % 3) * 5 + (120.0 * (minutes + 1) if stalled else 0.0))
+        acks.append(0.0 if stalled else 50.0 + (i % 2))
+    dims = dimensions or CONSUMER_DIMENSIONS
+    return [
+        faults.MetricSeries(QUEUE_NAMESPACE, QUEUE_METRIC, dims, start, step, depth, "Count"),
+        faults.MetricSeries(QUEUE_NAMESPACE, "AckRate", dims, start, step, acks, "Count/Second"),
+    ]
+
+
+def consumer_metric_specs(dimensions: dict[str, str] | None = None) -> list[str]:
+    """The ``extra_metrics`` entries that show a stalled consumer (depth mapped to its Deployment)."""
+    dims = ",".join(f"{k}={v}" for k, v in (dimensions or CONSUMER_DIMENSIONS).items())
+    return [
+        f"{QUEUE_NAMESPACE}/{QUEUE_METRIC}:{dims}@{NAMESPACE}/{CONSUMER}",
+        f"{QUEUE_NAMESPACE}/AckRate:{dims}",
+    ]
+
+
+def drill_consumer_stalled(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
+    """The position consumer is stuck reading from the TaxiPosition queue.
+
+    Its pods stay Running and Ready with no restarts; nothing is wrong with nodes or credits. Only the
+    queue shows it: the depth grows while the consumer's ack rate is flat at zero (seeded in moto's
+    CloudWatch: the last 30 minutes, stalled 15 minutes ago).
+    """
+    apps = k8s.AppsV1Api(api)
+    if CONSUMER not in {d.metadata.name for d in apps.list_namespaced_deployment(NAMESPACE).items}:
+        apps.create_namespaced_deployment(NAMESPACE, _deployment(CONSUMER, "taxi/position-consumer:3.2.0", 2))
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    stall = now - dt.timedelta(minutes=15)
+    st = sb.state()
+    written = faults.seed_metrics(
+        consumer_stall_series(now - dt.timedelta(minutes=30), stall, now - dt.timedelta(minutes=1)),
+        region=st.region if st else None,
+    )
+    return DrillResult(
+        "consumer-stalled",
+        [
+            f"seeded {written} CloudWatch points: {QUEUE_NAMESPACE}/{QUEUE_METRIC} {CONSUMER_DIMENSIONS} grows "
+            f"and AckRate is 0 from {stall:%H:%M}Z; deployment {NAMESPACE}/{CONSUMER} stays Running and Ready",
+            "analyse with extra_metrics " + " ".join(consumer_metric_specs()),
+        ],
+        f"nothing to undo in CloudWatch; the cure is `kubectl -n {NAMESPACE} rollout restart deployment/{CONSUMER}`",
+        _now(),
+        {"stalled_at": stall.isoformat(), "deployment": f"{NAMESPACE}/{CONSUMER}"},
+    )
+
+
+def _spec(sb: Sandbox) -> Any:
+    from opsbook.kops.spec import ClusterSpec
+    from opsbook.sandbox import _spec_from_dict
+
+    st = sb.state()
+    if st is None:
+        raise SandboxError(f"sandbox {sb.name!r} is not up: run `opsbook sandbox up` first")
+    return ClusterSpec(**_spec_from_dict(st.spec)) if st.spec else ClusterSpec()
+
+
+def _worker_zone_nodes(api: k8s.ApiClient) -> dict[str, list[str]]:
+    zones: dict[str, list[str]] = {}
+    for n in k8s.CoreV1Api(api).list_node().items:
+        labels = n.metadata.labels or {}
+        if "node-role.kubernetes.io/control-plane" in labels:
+            continue
+        zones.setdefault(labels.get("topology.kubernetes.io/zone", "?"), []).append(n.metadata.name)
+    return zones
+
+
+def drill_zone_outage(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
+    """Every node of one availability zone stops heartbeating at once (zone issue / network split).
+
+    The zone chosen is the one of the second worker zone without the control plane; when it has a single
+    node, its instance group is first scaled to two (a new instance in moto, a new node), so the outage is
+    visibly a zone's and not a node's.
+    """
+    from opsbook.sandbox import seed
+
+    spec = _spec(sb)
+    zones = _worker_zone_nodes(api)
+    zone = next((z for z in sorted(zones) if z not in spec.master_zones), sorted(zones)[0])
+    added = ""
+    if len(zones[zone]) < 2:
+        asg = aws_client("autoscaling", spec.region)
+        name = f"nodes-{zone}.{spec.name}"
+        asg.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=2, DesiredCapacity=2)
+        before = set(zones[zone])
+        seed.seed_nodes(api, spec, seed.list_instances(spec))
+        from opsbook.sandbox.procs import wait_for
+
+        core = k8s.CoreV1Api(api)
+
+        def ready() -> bool:
+            names = _worker_zone_nodes(api).get(zone, [])
+            return len(names) >= 2 and all(
+                any(c.type == "Ready" and c.status == "True" for c in core.read_node(n).status.conditions or [])
+                for n in names
+            )
+
+        wait_for(ready, 60, f"the second node of {zone} to be Ready")
+        added = ", ".join(sorted(set(_worker_zone_nodes(api)[zone]) - before))
+    nodes = sorted(_worker_zone_nodes(api)[zone])
+    for node in nodes:
+        faults.stop_heartbeat(sb, api, node)
+    return DrillResult(
+        "zone-outage",
+        ([f"scaled nodes-{zone} to 2 (new node {added})"] if added else [])
+        + [f"stopped the heartbeats of every node of {zone}: {', '.join(nodes)}"],
+        "opsbook drill --reset (resumes their heartbeats)",
+        _now(),
+        {"zone": zone, "nodes": nodes},
+    )
+
+
+def drill_ec2_death(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
+    """A worker's EC2 instance dies.
+
+    Terminated in moto (through its Auto Scaling group), the kubelet stops, the node goes NotReady and
+    its pods are evicted; the Node object is deleted later, as the cloud node controller does for an
+    instance that no longer exists (:func:`finish_ec2_death`).
+    """
+    core = k8s.CoreV1Api(api)
+    pods = [
+        p
+        for p in core.list_namespaced_pod(NAMESPACE, label_selector="app=taxi-api").items
+        if p.spec.node_name and not p.metadata.deletion_timestamp
+    ]
+    if not pods:
+        raise SandboxError("no taxi-api pod is scheduled yet; try again in a few seconds")
+    node = core.read_node(pods[0].spec.node_name)
+    iid = node.spec.provider_id.rsplit("/", 1)[1]
+    region = _spec(sb).region
+    faults.terminate_instance(iid, region)
+    faults.stop_heartbeat(sb, api, node.metadata.name)
+    return DrillResult(
+        "ec2-death",
+        [f"terminated instance {iid} (node {node.metadata.name}) and stopped its kubelet's heartbeats"],
+        "opsbook drill --reset (a replacement instance registers as a new node)",
+        _now(),
+        {"node": node.metadata.name, "instance_id": iid},
+    )
+
+
+def finish_ec2_death(api: k8s.ApiClient, node: str) -> None:
+    """Delete the dead instance's Node, as the cloud node lifecycle controller does (its pods then go)."""
+    k8s.CoreV1Api(api).delete_node(node)
+
+
 DRILLS: dict[str, Callable[[Sandbox, k8s.ApiClient], DrillResult]] = {
     "master-restart": drill_master_restart,
     "node-lost": drill_node_lost,
@@ -474,6 +657,9 @@ DRILLS: dict[str, Callable[[Sandbox, k8s.ApiClient], DrillResult]] = {
     "bad-database-update": drill_bad_database_update,
     "upgrade-blocked-by-pdb": drill_upgrade_blocked_by_pdb,
     "upgrade-single-replica": drill_upgrade_single_replica,
+    "consumer-stalled": drill_consumer_stalled,
+    "zone-outage": drill_zone_outage,
+    "ec2-death": drill_ec2_death,
 }
 
 
@@ -498,6 +684,27 @@ def run_drill(scenario: str, sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
     return result
 
 
+def _replace_dead_instance(sb: Sandbox, api: k8s.ApiClient, node: str) -> str:
+    """After an EC2 death: drop the dead node if it is still there, register the ASG's replacement."""
+    from opsbook.sandbox import seed
+
+    core = k8s.CoreV1Api(api)
+    if node in {n.metadata.name for n in core.list_node().items}:
+        faults.resume_heartbeat(sb, api, node)  # kwok must manage it again to finish its pods
+        core.delete_node(node)
+    spec = _spec(sb)
+    asg = aws_client("autoscaling", spec.region)
+    for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]:  # moto does not replace by itself
+        healthy = [i for i in g["Instances"] if i["LifecycleState"] == "InService"]
+        if len(healthy) < g["DesiredCapacity"] and any(
+            t["Key"] == "KubernetesCluster" and t["Value"] == spec.name for t in g.get("Tags", [])
+        ):
+            asg.set_desired_capacity(AutoScalingGroupName=g["AutoScalingGroupName"],
+                                     DesiredCapacity=g["DesiredCapacity"], HonorCooldown=False)
+    names = seed.seed_nodes(api, spec, seed.list_instances(spec))
+    return f"deleted node {node}; nodes now {', '.join(sorted(names))}"
+
+
 def reset(sb: Sandbox, api: k8s.ApiClient) -> list[str]:
     """Undo every drill that ran on this sandbox; return what was undone."""
     undone: list[str] = []
@@ -519,5 +726,11 @@ def reset(sb: Sandbox, api: k8s.ApiClient) -> list[str]:
             from opsbook.sandbox import upgrade_drills
 
             undone += upgrade_drills.undo(sb, api, entry)
+        elif scenario == "zone-outage":
+            for node in entry["details"]["nodes"]:
+                faults.resume_heartbeat(sb, api, node)
+            undone.append(f"resumed heartbeats of {', '.join(entry['details']['nodes'])}")
+        elif scenario == "ec2-death":
+            undone.append(_replace_dead_instance(sb, api, entry["details"]["node"]))
     _save_journal(sb, [])
     return undone

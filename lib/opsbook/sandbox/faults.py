@@ -202,3 +202,24 @@ def seed_metrics(series: Iterable[MetricSeries], region: str | None = None, cw: 
             cw.put_metric_data(Namespace=s.namespace, MetricData=data[i : i + 1000])
         written += len(data)
     return written
+
+
+def terminate_instance(instance_id: str, region: str | None = None) -> str:
+    """Terminate an instance as its Auto Scaling group would (EC2 death); return how it was done.
+
+    Through ``TerminateInstanceInAutoScalingGroup`` (keeping the desired capacity, so a real ASG would
+    launch a replacement and record the activity); a plain ``TerminateInstances`` when the instance
+    belongs to no group. Only against the sandbox's moto server.
+    """
+    import os
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if "127.0.0.1" not in endpoint and "localhost" not in endpoint:
+        raise SandboxError(f"refusing to terminate {instance_id}: AWS_ENDPOINT_URL is not the local moto server")
+    asg = aws_client("autoscaling", region)
+    groups = asg.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
+    if groups:
+        asg.terminate_instance_in_auto_scaling_group(InstanceId=instance_id, ShouldDecrementDesiredCapacity=False)
+        return f"terminated through ASG {groups[0]['AutoScalingGroupName']}"
+    aws_client("ec2", region).terminate_instances(InstanceIds=[instance_id])
+    return "terminated"
