@@ -276,10 +276,13 @@ class Sandbox:
         from opsbook.sandbox.procs import read_pid, spawn
 
         if read_pid(self.dir / "kwok.pid") is None:
+            stages = self.dir / "kwok-stages.yaml"
+            stages.write_text(kc.kwok_stages())
             spawn(
                 [
                     str(tc.kwok),
                     f"--kubeconfig={self.kubeconfig}",
+                    f"--config={stages}",
                     "--manage-all-nodes=false",
                     f"--manage-nodes-with-annotation-selector={kc.MANAGED_ANNOTATION}={kc.MANAGED_VALUE}",
                     f"--node-lease-duration-seconds={max(1, int(40 * timing.heartbeat_factor))}",
