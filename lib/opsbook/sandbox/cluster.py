@@ -109,7 +109,7 @@ def kwok_create(
         lines += [f"  - key: {k}\n    value: {json.dumps(v)}" for k, v in kv.items()]
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"{name}-kwokctl.yaml"
-    config.write_text("\n".join(lines) + "\n---\n" + kwok_stages())
+    config.write_text("\n".join(lines) + "\n---\n" + kwok_stages())  # no empty YAML document
     args = [
         "--config",
         str(config),
