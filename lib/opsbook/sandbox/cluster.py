@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 from opsbook.errors import SandboxError
-from opsbook.sandbox.procs import pid_alive, read_pid, spawn, terminate, wait_for
+from opsbook.sandbox.procs import free_port, pid_alive, read_pid, spawn, terminate, wait_for
 from opsbook.sandbox.toolchain import Toolchain
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,13 @@ def kwok_create(
             "manage-nodes-with-annotation-selector": f"{MANAGED_ANNOTATION}={MANAGED_VALUE}",
         },
     }
-    lines = ["kind: KwokctlConfiguration", "apiVersion: config.kwok.x-k8s.io/v1alpha1", "componentsPatches:"]
+    lines = ["kind: KwokctlConfiguration", "apiVersion: config.kwok.x-k8s.io/v1alpha1", "options:"]
+    # kwokctl hands out component ports sequentially from 32750 up: sandboxes created at the same
+    # moment (parallel test sessions) collide and a component dies on "address already in use".
+    # Ports the OS picked are unlikely to collide.
+    for option in ("etcdPort", "etcdPeerPort", "kubeControllerManagerPort", "kubeSchedulerPort", "kwokControllerPort"):
+        lines.append(f"  {option}: {free_port()}")
+    lines.append("componentsPatches:")
     for comp, kv in patches.items():
         lines += [f"- name: {comp}", "  extraArgs:"]
         lines += [f"  - key: {k}\n    value: {json.dumps(v)}" for k, v in kv.items()]
