@@ -147,6 +147,7 @@ def test_stop_heartbeat_fails_only_that_node_and_its_pods_come_back(
         faults.resume_heartbeat(sandbox, api, victim)
     # the same pods (not replacements) report Ready again by themselves
     delays = _back_within(core, on_victim, BACK_WITHIN_S)
+    print(f"pod Ready after its node, s: {sorted(round(d, 1) for d in delays.values())}")
     assert set(delays) == {p.metadata.name for p in on_victim}
     assert all(
         core.read_namespaced_pod(p.metadata.name, namespace).metadata.uid == p.metadata.uid for p in on_victim
@@ -202,6 +203,7 @@ def test_after_a_kwok_restart_pods_come_back_but_drilled_ones_stay_unready(
         watcher.join(5)
     assert marked == {p.metadata.name for p in pods}, "the restart should have made every pod NotReady"
     delays = _back_within(core, pods, BACK_WITHIN_S)
+    print(f"pod Ready after its node, s: {sorted(round(d, 1) for d in delays.values())}")
     assert len(delays) == len(pods)
     # the drilled pods are unready for reasons of their own: they stay so, well past the Stage's delay
     time.sleep(8)
@@ -244,6 +246,7 @@ def test_master_restart_during_validate_with_wait_passes(sandbox: Sandbox, api: 
     assert not errors, errors
     assert drill and drill[0].details["started_at"] > drill[0].details["stopped_at"]
     att = run.attempts
+    print(att[["attempt", "at", "passed", "error"]].to_string(), f"\ndrill: {drill[0].details}", sep="\n")
     assert run.passed, f"{run.reason}\n" + "\n".join(lines)
     assert list(att["passed"].tail(3)) == [True, True, True]
     # the outage was seen: some attempt ran while the API server was down or the cluster was settling

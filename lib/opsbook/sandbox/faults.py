@@ -217,14 +217,16 @@ def restart_apiserver(sandbox: Sandbox, down_seconds: float = 2.0, timeout: floa
     the nodes' pods report Ready again a few seconds after their node does.
 
     Returns:
-        Timings: ``stopped_at``, ``started_at``, ``ready_at`` (epoch seconds).
+        Timings: ``stopped_at`` (SIGTERM: it stops serving), ``started_at``, ``ready_at`` (epoch seconds).
     """
     st = sandbox.state()
     if st is None or st.backend != "kwok":
         raise SandboxError("restart_apiserver needs a running kwok sandbox (`opsbook sandbox up`)")
-    kc.stop_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver")
     stopped = time.time()
-    time.sleep(down_seconds)
+    # It stops listening at once on SIGTERM, then drains long-running requests for up to a minute:
+    # waiting for that would turn a restart of seconds into one of half a minute.
+    kc.stop_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver", timeout=3.0)
+    time.sleep(max(0.0, stopped + down_seconds - time.time()))
     kc.start_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver")
     started = time.time()
     kc.wait_api(Path(st.kubeconfig), timeout=timeout)
