@@ -210,7 +210,7 @@ def mark_not_ready(
 
 
 def restart_apiserver(sandbox: Sandbox, down_seconds: float = 2.0, timeout: float = 90) -> dict[str, float]:
-    """Stop kube-apiserver, wait ``down_seconds``, start it again (etcd keeps the data).
+    """Stop kube-apiserver, wait ``down_seconds`` once it is gone, start it again (etcd keeps the data).
 
     As in the team's outage, kubelets keep running: if their Lease renewals were missed for longer
     than the grace period, the node controller marks nodes NotReady for a moment once it is back, and
@@ -226,7 +226,7 @@ def restart_apiserver(sandbox: Sandbox, down_seconds: float = 2.0, timeout: floa
     # It stops listening at once on SIGTERM, then drains long-running requests for up to a minute:
     # waiting for that would turn a restart of seconds into one of half a minute.
     kc.stop_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver", timeout=3.0)
-    time.sleep(max(0.0, stopped + down_seconds - time.time()))
+    time.sleep(down_seconds)
     kc.start_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver")
     started = time.time()
     kc.wait_api(Path(st.kubeconfig), timeout=timeout)
