@@ -87,7 +87,7 @@ def test_node_heartbeat_stopped_is_ranked_first(sandbox: Sandbox, api: k8s.ApiCl
         _events, _state, tl, found = _analyse(api, start, datetime.now(UTC) + timedelta(seconds=1))
     finally:
         faults.resume_heartbeat(sandbox, api, victim)
-        _wait(lambda: _all_ready(core), 90, "every node Ready again")
+        faults.wait_settled(api, 90)
 
     top = found.iloc[0]
     assert top["check"] == "node.lost" and top["object"] == f"Node/{victim}", found[
@@ -151,6 +151,7 @@ def test_apiserver_restart_fires_control_plane_detector(sandbox: Sandbox, api: k
         timings = faults.restart_apiserver(sandbox)
     finally:
         _heal_control_plane(sandbox)
+        faults.wait_settled(api, 90)
     end = datetime.now(UTC) + timedelta(seconds=1)
     _events, state, _tl, found = _analyse(api, start, end)
     cp = found[found["check"] == "control-plane.restart"]

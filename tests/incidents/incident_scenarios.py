@@ -123,15 +123,11 @@ def settle(sb: Sandbox, api: k8s.ApiClient, timeout: float = 120) -> None:
         )
         return not problems
 
-    # Until the sandbox re-reports pod readiness by itself when a node returns (issue 21), pods of nodes
-    # that flapped while kwok restarted stay NotReady: re-report them as a kubelet would.
-    resync = getattr(faults, "kubelet_resync", None)
+    # The sandbox re-reports pod readiness by itself when a node returns (kwok Stage pod-ready-again).
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ok():
             return
-        if resync is not None and any(p.startswith("deployment") for p in problems):
-            resync(api)
         time.sleep(0.5)
     raise AssertionError(f"the sandbox did not settle in {timeout}s: {problems}")
 

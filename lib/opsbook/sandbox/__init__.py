@@ -195,9 +195,6 @@ class Sandbox:
                     by_ig.setdefault(i.instance_group, []).append(i.private_dns)
                 seed.seed_system_workloads(api, spec, by_ig)
                 self._wait_nodes_ready(api, len(instances))
-                from opsbook.sandbox.faults import kubelet_resync
-
-                kubelet_resync(api)  # pods left NotReady by an earlier node blip report Ready again
             finally:
                 api.close()
         say(f"sandbox {self.name!r} up in {time.monotonic() - t0:.1f}s; env file: {env_file(self.name)}")
@@ -261,6 +258,8 @@ class Sandbox:
             )
         kc.wait_api(self.kubeconfig, timeout=90)
         kc.save_cmdlines(self.kwok_workdir, self.name)
+        if kc.ensure_stages(self.kwok_workdir, self.name):
+            say(f"added kwok Stage {kc.READY_AGAIN_STAGE!r} to cluster {self.name!r} (created before it existed)")
         return self.kubeconfig
 
     def _start_kind(self, timing: kc.Timing, say: Progress) -> Path:  # pragma: no cover - needs Docker
@@ -286,10 +285,13 @@ class Sandbox:
         from opsbook.sandbox.procs import read_pid, spawn
 
         if read_pid(self.dir / "kwok.pid") is None:
+            stages = self.dir / "kwok-stages.yaml"
+            stages.write_text(kc.kwok_stages())
             spawn(
                 [
                     str(tc.kwok),
                     f"--kubeconfig={self.kubeconfig}",
+                    f"--config={stages}",
                     "--manage-all-nodes=false",
                     f"--manage-nodes-with-annotation-selector={kc.MANAGED_ANNOTATION}={kc.MANAGED_VALUE}",
                     f"--node-lease-duration-seconds={max(1, int(40 * timing.heartbeat_factor))}",

@@ -2,9 +2,11 @@
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real
 binaries built by :mod:`opsbook.sandbox.toolchain`; kwok's controller plays the
-kubelets of simulated nodes. kwok manages only nodes annotated
-``kwok.x-k8s.io/node=fake``: removing the annotation from one node stops its
-heartbeat, which is how the sandbox rehearses a lost node.
+kubelets of simulated nodes (those annotated ``kwok.x-k8s.io/node=fake``), with
+the Stages in ``opsbook/data/kwok-stages.yaml``: kwok's defaults plus
+``pod-ready-again``, which re-reports a pod's readiness when its node comes back
+as a reconnecting kubelet would. A lost node is rehearsed by taking its Lease
+away from kwok (:func:`opsbook.sandbox.faults.stop_heartbeat`); nothing else stops.
 
 Timing: production kubelets renew their Lease every 10 s and the node controller
 waits ``node-monitor-grace-period`` (40 s; 50 s from 1.32) before marking a node
@@ -23,16 +25,18 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from opsbook.errors import SandboxError
-from opsbook.sandbox.procs import pid_alive, read_pid, spawn, terminate, wait_for
+from opsbook.sandbox.procs import free_port, pid_alive, read_pid, spawn, terminate, wait_for
 from opsbook.sandbox.toolchain import Toolchain
 
 log = logging.getLogger(__name__)
 
 MANAGED_ANNOTATION = "kwok.x-k8s.io/node"
 MANAGED_VALUE = "fake"
+READY_AGAIN_STAGE = "pod-ready-again"
 
 PRODUCTION_TIMING = {
     "heartbeat_factor": 1.0,  # 10 s lease renewals
@@ -40,6 +44,11 @@ PRODUCTION_TIMING = {
     "not_ready_toleration_s": 300,
     "unreachable_toleration_s": 300,
 }
+
+
+def kwok_stages() -> str:
+    """The kwok Stage documents the sandbox runs (YAML, several documents)."""
+    return resources.files("opsbook.data").joinpath("kwok-stages.yaml").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -105,16 +114,21 @@ def kwok_create(
             "manage-nodes-with-annotation-selector": f"{MANAGED_ANNOTATION}={MANAGED_VALUE}",
         },
     }
-    lines = ["kind: KwokctlConfiguration", "apiVersion: config.kwok.x-k8s.io/v1alpha1"]
+    lines = ["kind: KwokctlConfiguration", "apiVersion: config.kwok.x-k8s.io/v1alpha1", "options:"]
     if cert_sans:
-        lines += ["options:", "  kubeApiserverCertSANs:"] + [f"  - {json.dumps(n)}" for n in cert_sans]
-    lines += ["componentsPatches:"]
+        lines += ["  kubeApiserverCertSANs:"] + [f"  - {json.dumps(n)}" for n in cert_sans]
+    # kwokctl hands out component ports sequentially from 32750 up: sandboxes created at the same
+    # moment (parallel test sessions) collide and a component dies on "address already in use".
+    # Ports the OS picked are unlikely to collide.
+    for option in ("etcdPort", "etcdPeerPort", "kubeControllerManagerPort", "kubeSchedulerPort", "kwokControllerPort"):
+        lines.append(f"  {option}: {free_port()}")
+    lines.append("componentsPatches:")
     for comp, kv in patches.items():
         lines += [f"- name: {comp}", "  extraArgs:"]
         lines += [f"  - key: {k}\n    value: {json.dumps(v)}" for k, v in kv.items()]
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"{name}-kwokctl.yaml"
-    config.write_text("\n".join(lines) + "\n")
+    config.write_text("\n".join(lines) + "\n---\n" + kwok_stages())  # no empty YAML document
     args = [
         "--config",
         str(config),
@@ -220,6 +234,23 @@ def stop_component(workdir: Path, name: str, component: str, timeout: float = 30
     (cluster_dir(workdir, name) / "pids" / f"{component}.cmdline").write_text("\0".join(argv))
     terminate(pid, timeout=timeout)
     return argv
+
+
+def ensure_stages(workdir: Path, name: str) -> bool:
+    """Give a cluster created before ``pod-ready-again`` existed that Stage; restart kwok to load it.
+
+    Returns:
+        Whether the Stage was added.
+    """
+    path = cluster_dir(workdir, name) / "kwok.yaml"
+    if not path.exists() or READY_AGAIN_STAGE in path.read_text():
+        return False
+    ours = kwok_stages().rsplit("\n---\n", 1)[-1]
+    path.write_text(path.read_text().rstrip("\n") + "\n---\n" + ours)
+    if component_pid(workdir, name, "kwok-controller") is not None:
+        stop_component(workdir, name, "kwok-controller", timeout=1.0)
+    start_component(workdir, name, "kwok-controller")
+    return True
 
 
 def start_component(workdir: Path, name: str, component: str) -> int:

@@ -249,7 +249,9 @@ def drill_master_restart(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
         "master-restart",
         [
             f"stopped kube-apiserver for {t['started_at'] - t['stopped_at']:.0f}s "
-            "and started it again (etcd kept the data)"
+            "and started it again (etcd kept the data)",
+            "nodes whose lease renewals were missed may show NotReady for a moment; their kubelets "
+            "then re-report, and workloads are Ready again within seconds",
         ],
         "nothing to undo: the control plane is back",
         _now(),

@@ -11,16 +11,18 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import SandboxError
 from opsbook.sandbox import Sandbox
 from opsbook.sandbox import cluster as kc
+from opsbook.sandbox.procs import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -33,85 +35,145 @@ def _guard_local(api: k8s.ApiClient) -> None:
         )
 
 
-def stop_heartbeat(sandbox: Sandbox, api: k8s.ApiClient, node: str) -> None:
-    """Stop a node's kubelet heartbeats: the node goes Unknown after the grace period.
+LEASE_NAMESPACE = "kube-node-lease"
+FAULT_HOLDER = "opsbook-fault"  # holder of a stopped node's Lease, so kwok leaves the node alone
+FAULT_LEASE_SECONDS = 10 * 365 * 24 * 3600  # "until resumed"
 
-    kwok manages only nodes annotated ``kwok.x-k8s.io/node=fake``, but its informer
-    ignores (rather than forgets) a node that stops matching, so after removing the
-    annotation the kwok controller is restarted; it then lists the nodes afresh and
-    no longer renews this node's Lease. Undo with :func:`resume_heartbeat`.
+
+def stop_heartbeat(sandbox: Sandbox, api: k8s.ApiClient, node: str) -> None:
+    """Stop one node's kubelet heartbeats: it goes Unknown after the grace period, the others carry on.
+
+    kwok's simulated kubelet renews a node's Lease only while it holds it, and leaves a node whose
+    Lease another holder has taken (no status updates, its pods untouched). So the node's Lease is
+    taken over by ``opsbook-fault`` (renew time unchanged, a duration of years): the Lease stops
+    being renewed, exactly as when a kubelet dies, and nothing else is restarted or touched.
+    Undo with :func:`resume_heartbeat`.
     """
     _guard_local(api)
-    patch = {"metadata": {"annotations": {kc.MANAGED_ANNOTATION: None}}}
-    k8s.CoreV1Api(api).patch_node(node, patch)
-    restart_kwok(sandbox)
-    log.info("stopped heartbeats of node %s", node)
+    _sandbox_state(sandbox)
+    lease = {"spec": {"holderIdentity": FAULT_HOLDER, "leaseDurationSeconds": FAULT_LEASE_SECONDS}}
+    try:
+        k8s.CoordinationV1Api(api).patch_namespaced_lease(node, LEASE_NAMESPACE, lease)
+    except ApiException as e:
+        if e.status == 404:
+            raise SandboxError(f"node {node} has no Lease in {LEASE_NAMESPACE}: is it a sandbox node?") from e
+        raise
+    log.info("stopped heartbeats of node %s (its Lease is held by %s)", node, FAULT_HOLDER)
 
 
-def restart_kwok(sandbox: Sandbox) -> None:
-    """Restart the kwok controller (the simulated kubelets) so it re-reads which nodes it manages."""
-    st = sandbox.state()
-    if st is None or st.backend != "kwok":
-        raise SandboxError("fault injection needs a running kwok sandbox (`opsbook sandbox up`)")
-    # A simulator has no state worth a graceful shutdown: kill fast so other nodes' leases never lapse.
+def heartbeat_stopped(api: k8s.ApiClient, node: str) -> bool:
+    """Whether :func:`stop_heartbeat` holds the node's Lease."""
+    lease = k8s.CoordinationV1Api(api).read_namespaced_lease(node, LEASE_NAMESPACE)
+    return bool(lease.spec.holder_identity == FAULT_HOLDER)
+
+
+def restart_kwok(sandbox: Sandbox, down_seconds: float = 0.0) -> None:
+    """Restart the kwok controller: every simulated kubelet restarts at once.
+
+    The new process has a new identity, so it takes each node's Lease over only once the old one
+    expires (``40 s x heartbeat factor``): every node may lapse to NotReady for a moment, and the
+    node controller marks its pods NotReady. When the node is back the ``pod-ready-again`` Stage
+    (``opsbook/data/kwok-stages.yaml``) re-reports their readiness, as reconnecting kubelets do.
+    ``down_seconds`` longer than the grace period makes every node lapse for certain.
+    """
+    _sandbox_state(sandbox)
+    # A simulator has no state worth a graceful shutdown.
     kc.stop_component(sandbox.kwok_workdir, sandbox.name, "kwok-controller", timeout=1.0)
+    time.sleep(down_seconds)
     kc.start_component(sandbox.kwok_workdir, sandbox.name, "kwok-controller")
 
 
 def resume_heartbeat(sandbox: Sandbox, api: k8s.ApiClient, node: str, timeout: float = 60) -> None:
-    """Let kwok manage the node again: heartbeats resume, it becomes Ready, its pods report Ready again."""
+    """Give the node's Lease back to kwok and wait until the node is Ready again.
+
+    Its pods then report Ready again by themselves (the ``pod-ready-again`` Stage), a few seconds
+    later, like pods of a kubelet that reconnects; pods evicted meanwhile are deleted.
+    """
     _guard_local(api)
+    _sandbox_state(sandbox)
     core = k8s.CoreV1Api(api)
-    patch = {"metadata": {"annotations": {kc.MANAGED_ANNOTATION: kc.MANAGED_VALUE}}}
-    core.patch_node(node, patch)
-    restart_kwok(sandbox)
+    if heartbeat_stopped(api, node):
+        # No holder: kwok takes the Lease at its next renewal and manages the node again.
+        lease = {"spec": {"holderIdentity": None}}
+        k8s.CoordinationV1Api(api).patch_namespaced_lease(node, LEASE_NAMESPACE, lease)
 
     def ready() -> bool:
         n = core.read_node(node)
         return any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
 
-    from opsbook.sandbox.procs import wait_for
-
     wait_for(ready, timeout, f"node {node} to become Ready again")
-    kubelet_resync(api)
 
 
-def kubelet_resync(api: k8s.ApiClient) -> int:
-    """Re-report Ready for running pods on Ready nodes, as kubelets do when they reconnect.
+def unsettled(api: k8s.ApiClient) -> list[str]:
+    """What still shows a node's recent absence; empty once the cluster has settled.
 
-    When a node goes NotReady the node controller sets its pods' Ready condition to False.
-    A real kubelet re-reports the pod status when it is back; kwok's ``pod-ready`` Stage only
-    selects pods without ``status.podIP``, so on kwok those pods would stay NotReady forever.
-    Pods whose containers are not ready (crash loops, failing probes) are left alone.
-
-    Returns:
-        How many pods were marked Ready again.
+    Lists nodes not Ready, pods whose Ready condition is False only because their node was away
+    (no reason of their own, containers ready: they report Ready a few seconds after their node
+    returns), pods being deleted from Ready nodes, and Deployments whose status has not yet counted
+    their ready pods. Pods that are unready for a reason of their own (crash loops, failing
+    readiness probes) are not listed: that is their state, not a transient.
     """
-    _guard_local(api)
-    core = k8s.CoreV1Api(api)
-    ready = {
-        n.metadata.name
-        for n in core.list_node().items
-        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
-    }
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    fixed = 0
+    core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+    out: list[str] = []
+    ready_nodes = set()
+    for n in core.list_node().items:
+        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []):
+            ready_nodes.add(n.metadata.name)
+        else:
+            out.append(f"node/{n.metadata.name} is not Ready")
+    ready_pods: dict[str, list[dict[str, str]]] = {}
     for p in core.list_pod_for_all_namespaces().items:
-        conds = {c.type: c.status for c in p.status.conditions or []}
-        if (
-            p.spec.node_name in ready
-            and not p.metadata.deletion_timestamp
-            and p.status.phase == "Running"
-            and conds.get("Ready") == "False"
-            and conds.get("ContainersReady") == "True"
+        where = f"pod/{p.metadata.namespace}/{p.metadata.name}"
+        if p.metadata.deletion_timestamp:
+            if p.spec.node_name in ready_nodes:
+                out.append(f"{where} is still being deleted")
+            continue
+        conds = {c.type: c for c in p.status.conditions or []}
+        ready, containers = conds.get("Ready"), conds.get("ContainersReady")
+        if ready is not None and ready.status == "True":
+            ready_pods.setdefault(p.metadata.namespace, []).append(p.metadata.labels or {})
+        elif (
+            p.status.phase == "Running"
+            and ready is not None
+            and not ready.reason
+            and containers is not None
+            and containers.status == "True"
         ):
-            core.patch_namespaced_pod_status(
-                p.metadata.name,
-                p.metadata.namespace,
-                {"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}},
+            out.append(f"{where} is NotReady since its node {p.spec.node_name} was away")
+    for d in apps.list_deployment_for_all_namespaces().items:
+        want = d.spec.replicas or 0
+        match = (d.spec.selector.match_labels or {}).items()
+        ready = sum(1 for labels in ready_pods.get(d.metadata.namespace, []) if match <= labels.items())
+        if ready >= want and (d.status.available_replicas or 0) < want:
+            out.append(
+                f"deployment/{d.metadata.namespace}/{d.metadata.name}: {ready} ready pods, status says "
+                f"{d.status.available_replicas or 0} available"
             )
-            fixed += 1
-    return fixed
+    return out
+
+
+def wait_settled(api: k8s.ApiClient, timeout: float = 90) -> None:
+    """Wait until :func:`unsettled` is empty (every node back, its pods re-reported, statuses caught up).
+
+    Raises:
+        SandboxError: still unsettled after ``timeout`` seconds (the message lists what).
+    """
+    left: list[str] = []
+
+    def settled() -> bool:
+        left[:] = unsettled(api)
+        return not left
+
+    try:
+        wait_for(settled, timeout, "the sandbox to settle", interval=0.5)
+    except SandboxError as e:
+        raise SandboxError(f"{e}; still unsettled: {'; '.join(left[:10])}") from e
+
+
+def _sandbox_state(sandbox: Sandbox) -> None:
+    st = sandbox.state()
+    if st is None or st.backend != "kwok":
+        raise SandboxError("fault injection needs a running kwok sandbox (`opsbook sandbox up`)")
 
 
 def mark_not_ready(
@@ -148,16 +210,22 @@ def mark_not_ready(
 
 
 def restart_apiserver(sandbox: Sandbox, down_seconds: float = 2.0, timeout: float = 90) -> dict[str, float]:
-    """Stop kube-apiserver, wait ``down_seconds``, start it again (etcd keeps the data).
+    """Stop kube-apiserver, wait ``down_seconds`` once it is gone, start it again (etcd keeps the data).
+
+    As in the team's outage, kubelets keep running: if their Lease renewals were missed for longer
+    than the grace period, the node controller marks nodes NotReady for a moment once it is back, and
+    the nodes' pods report Ready again a few seconds after their node does.
 
     Returns:
-        Timings: ``stopped_at``, ``started_at``, ``ready_at`` (epoch seconds).
+        Timings: ``stopped_at`` (SIGTERM: it stops serving), ``started_at``, ``ready_at`` (epoch seconds).
     """
     st = sandbox.state()
     if st is None or st.backend != "kwok":
         raise SandboxError("restart_apiserver needs a running kwok sandbox (`opsbook sandbox up`)")
-    kc.stop_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver")
     stopped = time.time()
+    # It stops listening at once on SIGTERM, then drains long-running requests for up to a minute:
+    # waiting for that would turn a restart of seconds into one of half a minute.
+    kc.stop_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver", timeout=3.0)
     time.sleep(down_seconds)
     kc.start_component(sandbox.kwok_workdir, sandbox.name, "kube-apiserver")
     started = time.time()

@@ -85,6 +85,13 @@ def terminate(pid: int, timeout: float = 10.0) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
+    deadline = time.monotonic() + 5  # gone (and reaped) before anyone starts its successor
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
