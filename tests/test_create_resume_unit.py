@@ -121,3 +121,15 @@ def test_phases_say_how_far_a_run_got() -> None:
     assert [p["reached"] for p in done.phases] == [True, True, False]
     assert done.phases_table()["phase"].tolist() == ["spec stored", "cloud resources created", "validated"]
     assert ApplyResult("kops", "dry-run", False, "").phase == ""
+
+
+def test_sandbox_sets_aside_only_the_changes_moto_never_stores() -> None:
+    p = parse_preview(PREVIEW)
+    kept, notes = SandboxFit(active=True).set_aside(p)
+    assert kept.modify == {"Subnet/eu-central-1a.k1.k8s.local": ["Tags"],  # a real change stays pending
+                           "SSHKey/kubernetes.k1.k8s.local-aa:bb": ["KeyFingerprint"]}
+    assert kept.create == p.create and kept.delete == p.delete
+    assert len(notes) == 1 and "1 such change(s) (Subnet ResourceBasedNaming)" in notes[0]
+    only = parse_preview("Will modify resources:\n  Subnet/a.k1\n  \tResourceBasedNaming \t false -> true\n")
+    assert SandboxFit(active=True).set_aside(only)[0].pending == []
+    assert SandboxFit().set_aside(only) == (only, [])  # off the sandbox nothing is set aside

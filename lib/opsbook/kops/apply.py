@@ -44,7 +44,7 @@ from kubernetes import client as k8s
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
-from opsbook.errors import BadInput, RunbookFailed, ToolchainError
+from opsbook.errors import AwsError, BadInput, RunbookFailed, ToolchainError
 from opsbook.kops.params import CreateParams
 from opsbook.kops.plan import (
     Preview,
@@ -214,6 +214,23 @@ def desired_documents(params: CreateParams, kops: Path, env: Mapping[str, str],
     return parse_documents(dry_run_yaml(params, kops, dry_args, env).stdout)
 
 
+def update_started(params: CreateParams) -> bool:
+    """Whether a ``kops update --yes`` ever issued the cluster CA (``pki/private/kubernetes-ca`` in the state store).
+
+    Before that, kops' own preview cannot finish (its tasks wait for a CA that does not exist, until
+    kops' 10-minute task deadline), so a cluster without it has everything pending.
+    """
+    bucket, _, prefix = params.state_store.removeprefix("s3://").partition("/")
+    key = "/".join(x for x in (prefix.strip("/"), params.cluster_name, "pki/private/kubernetes-ca/keyset.yaml") if x)
+    s3 = aws_client("s3", params.region)
+    try:
+        with boundary(f"s3 head-object s3://{bucket}/{key}"):
+            s3.head_object(Bucket=bucket, Key=key)
+    except AwsError:
+        return False
+    return True
+
+
 def _update_failed(params: CreateParams, rc: int, lines: Sequence[str], stored: str) -> RunbookFailed:
     return RunbookFailed(
         f"`kops update cluster` exited {rc}: {last_error(chr(10).join(lines))}. Phase reached: spec stored "
@@ -278,7 +295,14 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
                    "`kops update cluster --yes`")
             return ApplyResult("kops", "differs", False, msg, [], diff, next_step=_next_step(params),
                                phases=phases(f"{where} (a different spec)"), notes=notes)
-        preview = _preview(params, kops, kenv, sandbox.update_args, where)
+        if update_started(params):
+            preview, aside = sandbox.set_aside(_preview(params, kops, kenv, sandbox.update_args, where))
+        else:
+            preview, aside = Preview(create=["(everything: no kops update got as far as issuing the cluster "
+                                             "CA)"]), []
+        notes += aside
+        for n in aside:
+            stream(n)
         if not preview.pending:
             return ApplyResult("kops", "unchanged", False,
                                f"cluster {params.cluster_name} already exists with exactly this spec and "
