@@ -5,10 +5,18 @@ the spec ``kops create cluster ... --dry-run -o yaml`` prints (the one the plan
 showed), stores exactly that with ``kops create -f`` and then runs ``kops update
 cluster --yes`` (or ``--target=terraform --out DIR``), streaming kops' output
 line by line. (Plain ``kops create cluster`` would do the same plus a preview of
-the cloud changes in between.) When
-the cluster is already in the state store, apply changes nothing: it reads the
-stored spec back (``kops get cluster/ig -o yaml``) and shows how it differs from
-the desired one (``--dry-run -o yaml``).
+the cloud changes in between.)
+
+"Exists" means the cloud resources exist, not the spec. When the cluster is
+already in the state store, apply reads the stored spec back (``kops get
+cluster/ig -o yaml``) and compares it with the desired one (``--dry-run -o
+yaml``): a different spec is shown as a diff and left alone. The same spec is
+followed by ``kops update cluster`` without ``--yes``: when kops would still
+create, modify or delete anything (a previous update failed half-way: a quota, a
+permission, an image), apply runs the update and says ``resumed``; only when
+nothing is pending does it say ``unchanged``. Every result lists the phases the
+run reached: spec stored, cloud resources created, validated (the last one is
+validate-cluster's job; apply never claims it).
 
 With the ``sandbox`` provider, apply brings the local sandbox up (or reshapes a
 running one) from the requested spec: one moto Auto Scaling group per instance
@@ -22,7 +30,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import re
 import shlex
 import subprocess
 import time
@@ -37,9 +44,10 @@ from kubernetes import client as k8s
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
-from opsbook.errors import BadInput, RunbookFailed
+from opsbook.errors import AwsError, BadInput, RunbookFailed, ToolchainError
 from opsbook.kops.params import CreateParams
 from opsbook.kops.plan import (
+    Preview,
     commands,
     create_args,
     create_from_file_args,
@@ -50,8 +58,10 @@ from opsbook.kops.plan import (
     parse_documents,
     resolve_channel,
     run_kops,
+    sandbox_fit,
     spec_file,
     update_args,
+    update_preview,
 )
 from opsbook.kops.spec import ClusterSpec, InstanceGroup
 from opsbook.kops.toolchain import find_kops
@@ -60,6 +70,20 @@ log = logging.getLogger(__name__)
 
 Stream = Callable[[str], None]
 VOLATILE_METADATA = ("creationTimestamp", "generation", "resourceVersion", "uid")
+PHASES = ("spec stored", "cloud resources created", "validated")
+NOT_VALIDATED = "not checked by apply: validate-cluster with wait is the next step"
+
+
+def phases(spec: str = "", cloud: str = "", validated: str = "") -> list[dict[str, Any]]:
+    """The phases of a kops cluster's creation, each ``reached`` when its detail is given.
+
+    Returns:
+        One dict per phase of :data:`PHASES`: ``phase, reached, detail``.
+    """
+    details = (spec, cloud, validated)
+    return [{"phase": name, "reached": bool(detail), "detail": detail or ("not reached" if name != "validated"
+                                                                          else NOT_VALIDATED)}
+            for name, detail in zip(PHASES, details, strict=True)]
 
 
 @dataclass
@@ -68,7 +92,8 @@ class ApplyResult:
 
     Attributes:
         provider: ``kops`` or ``sandbox``.
-        action: ``dry-run`` (apply=False), ``created``, ``unchanged`` (exists, same spec),
+        action: ``dry-run`` (apply=False), ``created``, ``resumed`` (same spec stored, but
+            ``kops update`` still had work: it was run), ``unchanged`` (same spec, nothing pending),
             ``differs`` (exists, spec differs; nothing changed), ``reshaped`` (sandbox).
         changed: whether anything was created or modified.
         message: one line for the report.
@@ -76,6 +101,9 @@ class ApplyResult:
         diff: unified diff stored → desired spec (empty when equal or not applicable).
         output: kops' output lines (noise removed).
         next_step: what to run next (validate-cluster with wait).
+        phases: kops only: :func:`phases` this run reached (empty for a dry run and the sandbox).
+        pending: kops only: what ``kops update`` still had to do when this run started (``resumed``).
+        notes: kops only: how the run was adapted to the sandbox (see :func:`opsbook.kops.plan.sandbox_fit`).
     """
 
     provider: str
@@ -86,11 +114,25 @@ class ApplyResult:
     diff: str = ""
     output: list[str] = field(default_factory=list)
     next_step: str = ""
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def phase(self) -> str:
+        """The last phase this run reached (``""`` when none, e.g. a dry run)."""
+        reached = [p["phase"] for p in self.phases if p["reached"]]
+        return reached[-1] if reached else ""
+
+    def phases_table(self) -> pd.DataFrame:
+        """The phases as a table (columns ``phase, reached, detail``; empty for a dry run or the sandbox)."""
+        return pd.DataFrame(self.phases, columns=["phase", "reached", "detail"])
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary for :func:`opsbook.report.record`."""
         return {"provider": self.provider, "action": self.action, "changed": self.changed,
-                "message": self.message, "commands": self.commands, "diff_lines": len(self.diff.splitlines())}
+                "message": self.message, "commands": self.commands, "diff_lines": len(self.diff.splitlines()),
+                "phase": self.phase, "phases": self.phases, "pending": self.pending, "notes": self.notes}
 
 
 def _next_step(params: CreateParams) -> str:
@@ -172,19 +214,35 @@ def desired_documents(params: CreateParams, kops: Path, env: Mapping[str, str],
     return parse_documents(dry_run_yaml(params, kops, dry_args, env).stdout)
 
 
-def pending_changes(params: CreateParams, kops: Path, env: Mapping[str, str]) -> list[str]:
-    """Cloud resources ``kops update cluster`` (preview, no ``--yes``) would create or modify."""
-    proc = run_kops(kops, update_args(params, yes=False), env, timeout=600, check=False)
-    if proc.returncode != 0:
-        return [f"(preview failed: {last_error(proc.stderr)})"]
-    return [ln.strip() for ln in proc.stdout.splitlines() if re.match(r"^  [A-Za-z]+/\S", ln)]
+def update_started(params: CreateParams) -> bool:
+    """Whether a ``kops update --yes`` ever issued the cluster CA (``pki/private/kubernetes-ca`` in the state store).
+
+    Before that, kops' own preview cannot finish (its tasks wait for a CA that does not exist, until
+    kops' 10-minute task deadline), so a cluster without it has everything pending.
+    """
+    bucket, _, prefix = params.state_store.removeprefix("s3://").partition("/")
+    key = "/".join(x for x in (prefix.strip("/"), params.cluster_name, "pki/private/kubernetes-ca/keyset.yaml") if x)
+    s3 = aws_client("s3", params.region)
+    try:
+        with boundary(f"s3 head-object s3://{bucket}/{key}"):
+            s3.head_object(Bucket=bucket, Key=key)
+    except AwsError:
+        return False
+    return True
+
+
+def _update_failed(params: CreateParams, rc: int, lines: Sequence[str], stored: str) -> RunbookFailed:
+    return RunbookFailed(
+        f"`kops update cluster` exited {rc}: {last_error(chr(10).join(lines))}. Phase reached: spec stored "
+        f"({stored}); cloud resources NOT (all) created; not validated. Fix the cause, then run apply again: "
+        f"it finds the pending work and resumes (or `kops update cluster --name {params.cluster_name} --yes`)")
 
 
 def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "direct", out_dir: str = "",
                channel: str = "pinned", extra_args: Sequence[str] = (), kops: Path | None = None,
                env: Mapping[str, str] | None = None, stream: Stream = print,
                update_timeout: float = 1800) -> ApplyResult:
-    """Create the cluster with kops (only when ``apply``), or show why nothing needs doing.
+    """Create the cluster with kops (only when ``apply``), resume a half-done one, or show why nothing changes.
 
     Args:
         params: checked parameters (run the preflight first).
@@ -199,21 +257,34 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
         update_timeout: seconds ``kops update cluster`` may take before it is stopped.
 
     Raises:
-        RunbookFailed: kops failed (the message has its error line).
+        RunbookFailed: kops failed (the message has its error line and the phase reached).
         BadInput: bad target/channel, or apply without a kops binary.
+        ToolchainError: on the sandbox, kops' node binaries are not built yet.
     """
     ch = resolve_channel(channel, params.kops_version)
+    sandbox = sandbox_fit(params, env)
+    params = sandbox.fit(params)
+    extra_args = [*sandbox.create_args, *extra_args]
     dry = create_args(params, channel=ch, dry_run=True, extra_args=extra_args)
-    update = update_args(params, target=target, out_dir=out_dir)
-    planned = commands(params, channel=ch, target=target, out_dir=out_dir, extra_args=extra_args)
+    update = update_args(params, target=target, out_dir=out_dir, extra_args=sandbox.update_args)
+    planned = commands(params, channel=ch, target=target, out_dir=out_dir, extra_args=extra_args,
+                       update_extra=sandbox.update_args)
+    notes = list(sandbox.notes)
     kops = kops or find_kops(params.kops_version)
     if not apply:
         return ApplyResult("kops", "dry-run", False, "dry run (apply=false): nothing was created; these "
-                           "commands would run", planned, next_step=_next_step(params))
+                           "commands would run", planned, next_step=_next_step(params), notes=notes)
     if kops is None:
         raise BadInput("apply=true needs kops: run `opsbook toolchain` (builds the pinned kops) or install "
                        "kops")
+    if sandbox.missing_assets:
+        raise ToolchainError(f"kops' node binaries for {params.kops_version} are not built yet "
+                             f"({', '.join(sandbox.missing_assets)}): run `opsbook toolchain`, then apply again")
+    for n in notes:
+        stream(n)
     kenv = kops_env(params, env)
+    where = f"{params.state_store}/{params.cluster_name}"
+    done = "terraform written to " + out_dir if target == "terraform" else "kops update cluster --yes"
     stored = stored_documents(params, kops, kenv)
     if stored is not None:
         diff = spec_diff(stored, desired_documents(params, kops, kenv, dry))
@@ -222,14 +293,34 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
                    "changed. Its stored spec differs from these parameters (diff below): change it "
                    f"deliberately with `kops edit cluster {params.cluster_name}` / `kops edit ig`, then "
                    "`kops update cluster --yes`")
-            return ApplyResult("kops", "differs", False, msg, [], diff, next_step=_next_step(params))
-        pending = pending_changes(params, kops, kenv)
-        tail = (f"; `kops update cluster` would still touch {len(pending)} cloud resource(s) (listed below): "
-                f"review, then run `kops update cluster --name {params.cluster_name} --yes`" if pending else
-                "; the cloud matches it too")
-        return ApplyResult("kops", "unchanged", False,
-                           f"cluster {params.cluster_name} already exists with exactly this spec; nothing "
-                           f"was changed{tail}", [], "", output=pending, next_step=_next_step(params))
+            return ApplyResult("kops", "differs", False, msg, [], diff, next_step=_next_step(params),
+                               phases=phases(f"{where} (a different spec)"), notes=notes)
+        if update_started(params):
+            preview, aside = sandbox.set_aside(_preview(params, kops, kenv, sandbox.update_args, where))
+        else:
+            preview, aside = Preview(create=["(everything: no kops update got as far as issuing the cluster "
+                                             "CA)"]), []
+        notes += aside
+        for n in aside:
+            stream(n)
+        if not preview.pending:
+            return ApplyResult("kops", "unchanged", False,
+                               f"cluster {params.cluster_name} already exists with exactly this spec and "
+                               "`kops update cluster` has nothing left to do: nothing was changed", [], "",
+                               next_step=_next_step(params), notes=notes,
+                               phases=phases(where, "all present (kops update: no changes pending)"))
+        stream(f"spec of {params.cluster_name} is stored, but kops update still has {len(preview.pending)} "
+               "change(s) pending (an earlier update did not finish): resuming")
+        for line in preview.pending:
+            stream(f"  pending: {line}")
+        rc, lines = stream_kops(kops, update, kenv, stream, timeout=update_timeout)
+        if rc != 0:
+            raise _update_failed(params, rc, lines, where)
+        return ApplyResult("kops", "resumed", True,
+                           f"cluster {params.cluster_name}: spec was already stored; resumed the unfinished "
+                           f"update ({len(preview.pending)} pending change(s) applied)",
+                           [shlex.join(["kops", *update])], output=lines, next_step=_next_step(params),
+                           phases=phases(where, done), pending=preview.pending, notes=notes)
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     path = Path(spec_file(params, out_dir))
@@ -239,16 +330,27 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
     rc, lines = stream_kops(kops, create_from_file_args(params, str(path)), kenv, stream)
     output += lines
     if rc != 0:
-        raise RunbookFailed(f"`kops create -f {path}` exited {rc}: {last_error(chr(10).join(lines))}")
+        raise RunbookFailed(f"`kops create -f {path}` exited {rc}: {last_error(chr(10).join(lines))}. "
+                            "Phase reached: none (the spec was not stored)")
+    stream(f"phase reached: spec stored in {where}")
     rc, lines = stream_kops(kops, update, kenv, stream, timeout=update_timeout)
     output += lines
     if rc != 0:
-        raise RunbookFailed(f"`kops update cluster` exited {rc}: {last_error(chr(10).join(lines))}. The "
-                            f"spec is in {params.state_store}; rerun `kops update cluster --name "
-                            f"{params.cluster_name} --yes` once the cause is fixed")
+        raise _update_failed(params, rc, lines, where)
     what = f"terraform written to {out_dir}" if target == "terraform" else "cloud resources created"
     return ApplyResult("kops", "created", True, f"cluster {params.cluster_name}: spec stored, {what}",
-                       planned, output=output, next_step=_next_step(params))
+                       planned, output=output, next_step=_next_step(params), phases=phases(where, done),
+                       notes=notes)
+
+
+def _preview(params: CreateParams, kops: Path, env: Mapping[str, str], extra: Sequence[str],
+             where: str) -> Preview:
+    try:
+        return update_preview(params, kops, env, extra)
+    except RunbookFailed as e:
+        raise RunbookFailed(f"{e}. Phase reached: spec stored ({where}); whether the cloud resources exist "
+                            "is unknown until kops can plan the update: fix the cause, then run apply again"
+                            ) from e
 
 
 # -- sandbox ---------------------------------------------------------------------------------------

@@ -10,6 +10,16 @@ summarises what kops will create in AWS.
 kops needs a channel. ``pinned`` means the stable channel file shipped with the
 pinned kops source in the Go module cache (reproducible, works offline);
 ``stable``/``alpha`` fetch the live channel from GitHub.
+
+On the opsbook sandbox (its env file sets ``OPSBOOK_SANDBOX`` and
+``AWS_ENDPOINT_URL``) :func:`sandbox_fit` adapts the kops path by itself and says
+so in the plan: kops' node binaries come from the local file repository
+(``spec.assets.fileRepository``), ``kops update`` leaves the kubeconfig alone,
+and an instance type moto cannot launch from a kops launch template (m3.medium:
+instance-store disks) is replaced by a stand-in, reported as a sandbox limitation.
+
+:func:`update_preview` parses ``kops update cluster`` without ``--yes``: what kops
+would still create, modify or delete. Apply uses it to resume a half-failed update.
 """
 
 from __future__ import annotations
@@ -21,17 +31,19 @@ import shlex
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from opsbook.errors import BadInput, RunbookFailed, ToolchainError
+from opsbook.aws.session import boundary
+from opsbook.aws.session import client as aws_client
+from opsbook.errors import AwsError, BadInput, RunbookFailed, ToolchainError
 from opsbook.kops.params import CreateParams
 from opsbook.kops.spec import distribute
-from opsbook.kops.toolchain import channel_file, find_kops
+from opsbook.kops.toolchain import assets_missing, channel_file, file_repository, find_kops
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +99,9 @@ def create_args(params: CreateParams, *, channel: str = "", dry_run: bool = Fals
 
 
 def update_args(params: CreateParams, *, target: str = "direct", out_dir: str = "",
-                yes: bool = True) -> list[str]:
+                yes: bool = True, extra_args: Sequence[str] = ()) -> list[str]:
     """Arguments of ``kops update cluster`` (``target``: ``direct`` or ``terraform``)."""
-    args = ["update", "cluster", "--name", params.cluster_name, "--state", params.state_store]
+    args = ["update", "cluster", "--name", params.cluster_name, "--state", params.state_store, *extra_args]
     if target == "terraform":
         if not out_dir:
             raise BadInput("target terraform needs out_dir: the folder kops writes kubernetes.tf into")
@@ -118,7 +130,7 @@ def create_from_file_args(params: CreateParams, path: str) -> list[str]:
 
 
 def commands(params: CreateParams, *, channel: str = "stable", target: str = "direct", out_dir: str = "",
-             extra_args: Sequence[str] = ()) -> list[str]:
+             extra_args: Sequence[str] = (), update_extra: Sequence[str] = ()) -> list[str]:
     """The exact command lines, in order, that apply runs (then validation).
 
     Apply stores exactly the spec this plan showed: ``kops create cluster ... --dry-run -o yaml``
@@ -130,7 +142,7 @@ def commands(params: CreateParams, *, channel: str = "stable", target: str = "di
     dry = create_args(params, channel=channel, extra_args=extra_args, dry_run=True)
     lines = [shlex.join(["kops", *dry]) + f" > {shlex.quote(path)}",
              shlex.join(["kops", *create_from_file_args(params, path)]),
-             shlex.join(["kops", *update_args(params, target=target, out_dir=out_dir)])]
+             shlex.join(["kops", *update_args(params, target=target, out_dir=out_dir, extra_args=update_extra)])]
     if target == "terraform":
         lines.append(f"(cd {shlex.quote(out_dir)} && terraform init && terraform apply)")
     lines.append(shlex.join(["kops", "validate", "cluster", "--name", params.cluster_name, "--state",
@@ -218,6 +230,7 @@ class Plan:
         cluster: :func:`cluster_summary` of the Cluster document (empty when derived).
         resources: :func:`aws_resources`.
         log: kops' stderr lines that are not noise.
+        notes: how the plan was adapted to the sandbox (:attr:`SandboxFit.notes`), empty elsewhere.
     """
 
     commands: list[str]
@@ -227,12 +240,219 @@ class Plan:
     cluster: dict[str, Any]
     resources: pd.DataFrame
     log: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary for :func:`opsbook.report.record`."""
         return {"source": self.source, "commands": self.commands,
                 "instance_groups": self.instance_groups.to_dict("records"), "cluster": self.cluster,
-                "resources": self.resources.to_dict("records")}
+                "resources": self.resources.to_dict("records"), "notes": self.notes}
+
+    def describe(self) -> str:
+        """Where the plan comes from, then how it was adapted to the sandbox (one line each)."""
+        return "\n".join([f"source: {self.source}", *self.notes])
+
+
+# -- the local sandbox -----------------------------------------------------------------------------
+SANDBOX_STAND_IN = "t3.medium"  # 2 vCPU / 4 GiB, no instance store: what moto launches in place of m3.medium
+# Changes kops asks for on every run because moto does not store them: (resource kind, field, why).
+SANDBOX_NEVER_CONVERGES = (
+    ("Subnet", "ResourceBasedNaming", "moto ignores ModifySubnetAttribute PrivateDnsHostnameTypeOnLaunch (a "
+     "subnet's hostname type stays ip-name), so kops asks to set resource-based naming on every run"),
+)
+
+
+def on_sandbox(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``env`` (default: this process's) is the opsbook sandbox's: its env file sets both."""
+    e = os.environ if env is None else env
+    return bool(e.get("OPSBOOK_SANDBOX") and e.get("AWS_ENDPOINT_URL"))
+
+
+def moto_launch_problem(instance_type: str, info: Mapping[str, Any]) -> str:
+    """Why moto cannot launch ``instance_type`` from a kops launch template ("" when it can).
+
+    kops maps every non-NVMe instance-store disk of the type as ``ephemeralN`` (a block device
+    mapping with a ``VirtualName`` and no ``Ebs``); moto 5.x's ``run_instances`` reads ``Ebs`` of
+    every mapping of a launch template and fails. ``info`` is the type's ``DescribeInstanceTypes`` entry.
+    """
+    storage = info.get("InstanceStorageInfo") or {}
+    if not info.get("InstanceStorageSupported") or not storage.get("Disks"):
+        return ""
+    if storage.get("NvmeSupport") == "required":
+        return ""
+    disks = sum(int(d.get("Count", 1)) for d in storage["Disks"])
+    return (f"moto cannot launch {instance_type} from a kops launch template: kops maps its {disks} "
+            "instance-store disk(s) as ephemeral devices (no Ebs block), which moto's run_instances "
+            "cannot read")
+
+
+@dataclass(frozen=True)
+class SandboxFit:
+    """How the kops path adapts to the opsbook sandbox (nothing changes off the sandbox).
+
+    Attributes:
+        active: whether the environment is the opsbook sandbox (:func:`on_sandbox`).
+        file_repository: ``file://`` URL of kops' node binaries built locally (``spec.assets.fileRepository``).
+        missing_assets: node binaries of the kops version not built yet (apply refuses until they are).
+        substitutions: ``(role, requested type, type used on the sandbox, why)``.
+        notes: one line per adaptation, shown with the plan.
+    """
+
+    active: bool = False
+    file_repository: str = ""
+    missing_assets: tuple[str, ...] = ()
+    substitutions: tuple[tuple[str, str, str, str], ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def set_aside(self, preview: Preview) -> tuple[Preview, list[str]]:
+        """On the sandbox, drop from ``preview`` the changes moto never lets converge (:data:`SANDBOX_NEVER_CONVERGES`).
+
+        Returns:
+            The preview without them, and one note per kind of change set aside (empty off the sandbox).
+        """
+        if not self.active:
+            return preview, []
+        modify = {r: list(f) for r, f in preview.modify.items()}
+        notes = []
+        for kind, fld, why in SANDBOX_NEVER_CONVERGES:
+            hits = [r for r, f in modify.items() if r.startswith(f"{kind}/") and fld in f]
+            for r in hits:
+                modify[r].remove(fld)
+                if not modify[r]:
+                    del modify[r]
+            if hits:
+                notes.append(f"sandbox limitation: {why}; {len(hits)} such change(s) ({kind} {fld}) not counted as "
+                             "pending here")
+        return Preview(list(preview.create), modify, list(preview.delete)), notes
+
+    @property
+    def create_args(self) -> list[str]:
+        """Extra ``kops create cluster`` flags."""
+        return ["--set", f"spec.assets.fileRepository={self.file_repository}"] if self.file_repository else []
+
+    @property
+    def update_args(self) -> list[str]:
+        """Extra ``kops update cluster`` flags (the sandbox's kubeconfig stays the sandbox's)."""
+        return ["--create-kube-config=false"] if self.active else []
+
+    def fit(self, params: CreateParams) -> CreateParams:
+        """``params`` with the instance types moto cannot launch replaced by their stand-ins."""
+        swap = {requested: used for _, requested, used, _ in self.substitutions}
+        return replace(params, node_size=swap.get(params.node_size, params.node_size),
+                       control_plane_size=swap.get(params.control_plane_size, params.control_plane_size))
+
+
+def _instance_type_info(region: str, types: Sequence[str]) -> dict[str, dict[str, Any]]:
+    ec2 = aws_client("ec2", region)
+    with boundary("ec2 describe-instance-types"):
+        found = ec2.describe_instance_types(InstanceTypes=list(types))["InstanceTypes"]
+    return {t["InstanceType"]: t for t in found}
+
+
+def sandbox_fit(params: CreateParams, env: Mapping[str, str] | None = None) -> SandboxFit:
+    """The adaptations the sandbox needs for ``params`` (an inactive fit off the sandbox).
+
+    On the sandbox: kops' node binaries come from :func:`opsbook.kops.toolchain.file_repository`
+    (there is no artifacts.k8s.io offline), ``kops update`` does not rewrite the kubeconfig (it would
+    point it at an API server the sandbox does not run), and an instance type moto cannot launch from
+    a kops launch template (:func:`moto_launch_problem`) becomes :data:`SANDBOX_STAND_IN`. The images
+    of kops' pinned channel are registered in moto by the sandbox itself (see
+    :mod:`opsbook.sandbox.kops_images`), so no ``--image`` is needed.
+    """
+    if not on_sandbox(env):
+        return SandboxFit()
+    repo = file_repository(params.kops_version)
+    missing = tuple(assets_missing(params.kops_version))
+    notes = [f"sandbox: kops' node binaries (nodeup, protokube, channels) come from the local file repository "
+             f"file://{repo} (spec.assets.fileRepository); on AWS kops downloads them from artifacts.k8s.io",
+             "sandbox: `kops update cluster --create-kube-config=false` keeps the sandbox's kubeconfig"]
+    if missing:
+        notes.append(f"sandbox: node binaries not built yet ({', '.join(missing)}): run `opsbook toolchain` "
+                     "before apply")
+    roles = {"control plane": params.control_plane_size, "nodes": params.node_size}
+    try:
+        info = _instance_type_info(params.region, sorted(set(roles.values())))
+    except AwsError as e:
+        info = {}
+        notes.append(f"sandbox: could not ask moto about instance types ({e}); sizes used as given")
+    subs = []
+    for role, itype in roles.items():
+        why = moto_launch_problem(itype, info.get(itype, {}))
+        if why:
+            subs.append((role, itype, SANDBOX_STAND_IN, why))
+            notes.append(f"sandbox limitation (not a problem with your parameters): {why}. On the sandbox the "
+                         f"{role} runs {SANDBOX_STAND_IN} instead; on AWS it is {itype} as asked")
+    return SandboxFit(True, f"file://{repo}", missing, tuple(subs), tuple(notes))
+
+
+# -- what `kops update cluster` would still do -----------------------------------------------------
+@dataclass
+class Preview:
+    """``kops update cluster`` without ``--yes``: what it would still do to the cloud.
+
+    Attributes:
+        create: ``Kind/name`` of each resource kops would create.
+        modify: ``Kind/name`` → the fields it would change.
+        delete: ``Kind name`` of each item it would delete during the update (``--prune`` ones excluded).
+    """
+
+    create: list[str] = field(default_factory=list)
+    modify: dict[str, list[str]] = field(default_factory=dict)
+    delete: list[str] = field(default_factory=list)
+
+    @property
+    def pending(self) -> list[str]:
+        """One line per pending change: ``create Kind/name``, ``modify Kind/name (Field, ...)``, ``delete ...``."""
+        return ([f"create {r}" for r in self.create]
+                + [f"modify {r} ({', '.join(f) or '?'})" for r, f in self.modify.items()]
+                + [f"delete {r}" for r in self.delete])
+
+
+_SECTIONS = {"Will create resources:": "create", "Will modify resources:": "modify",
+             "Items will be deleted during update:": "delete",
+             "Items will be deleted only when the --prune flag is specified:": ""}
+
+
+def parse_preview(text: str) -> Preview:
+    """Parse the output of ``kops update cluster`` without ``--yes`` (see kops' ``dryrun_target.go``)."""
+    out = Preview()
+    section = ""
+    current = ""
+    for line in text.splitlines():
+        if line in _SECTIONS:
+            section, current = _SECTIONS[line], ""
+        elif not line.startswith("  "):
+            if line.strip():
+                section = ""
+        elif not section:
+            continue
+        elif re.match(r"^  \S", line):
+            current = " ".join(line.split())
+            if section == "create":
+                out.create.append(current)
+            elif section == "modify":
+                out.modify[current] = []
+            else:
+                out.delete.append(current)
+        elif section == "modify" and current:
+            m = re.match(r"^  \t(\S+)", line)
+            if m and m.group(1) not in out.modify[current]:
+                out.modify[current].append(m.group(1))
+    return out
+
+
+def update_preview(params: CreateParams, kops: Path, env: Mapping[str, str],
+                   extra_args: Sequence[str] = ()) -> Preview:
+    """Run ``kops update cluster`` without ``--yes`` (changes nothing) and parse what it would do.
+
+    Raises:
+        RunbookFailed: kops could not build the preview (e.g. an image it cannot find).
+    """
+    proc = run_kops(kops, update_args(params, yes=False, extra_args=extra_args), env, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise RunbookFailed(f"`kops update cluster` (preview, no --yes) exited {proc.returncode}: "
+                            f"{last_error(proc.stderr)}")
+    return parse_preview(proc.stdout)
 
 
 def kops_env(params: CreateParams, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -300,13 +520,18 @@ def dry_run(params: CreateParams, *, channel: str = "pinned", extra_args: Sequen
         RunbookFailed: kops ran and refused the parameters (its error is in the message).
     """
     ch = resolve_channel(channel, params.kops_version)
-    cmds = commands(params, channel=ch, target=target, out_dir=out_dir, extra_args=extra_args)
+    sandbox = sandbox_fit(params, env)
+    params = sandbox.fit(params)
+    extra_args = [*sandbox.create_args, *extra_args]
+    cmds = commands(params, channel=ch, target=target, out_dir=out_dir, extra_args=extra_args,
+                    update_extra=sandbox.update_args)
     resources = aws_resources(params)
     kops = kops or find_kops(params.kops_version)
+    notes = list(sandbox.notes)
     if kops is None:
         return Plan(cmds, "derived", "", expected_instance_groups(params), {}, resources,
                     ["kops is not installed: instance groups derived from the parameters "
-                     "(run `opsbook toolchain` to build the pinned kops)"])
+                     "(run `opsbook toolchain` to build the pinned kops)"], notes)
     proc = dry_run_yaml(params, kops, create_args(params, channel=ch, dry_run=True, extra_args=extra_args),
                         kops_env(params, env))
     docs = parse_documents(proc.stdout)
@@ -314,7 +539,7 @@ def dry_run(params: CreateParams, *, channel: str = "pinned", extra_args: Sequen
         raise ToolchainError(f"kops --dry-run printed no Cluster document: {last_error(proc.stderr)}")
     noise_free = [ln for ln in proc.stderr.splitlines() if ln.strip() and not is_noise(ln)]
     return Plan(cmds, "kops dry-run", proc.stdout, instance_groups_frame(docs), cluster_summary(docs),
-                resources, noise_free)
+                resources, noise_free, notes)
 
 
 def aws_resources(params: CreateParams) -> pd.DataFrame:

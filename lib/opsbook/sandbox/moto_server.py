@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -10,7 +11,12 @@ from opsbook.sandbox.procs import free_port, port_open, read_pid, spawn, termina
 
 
 def start(state_dir: Path, port: int | None = None) -> tuple[int, int]:
-    """Start ``moto.server`` (if not already running) and return ``(pid, port)``."""
+    """Start ``moto.server`` (if not already running) and return ``(pid, port)``.
+
+    The server starts knowing the images of kops' pinned channel (:mod:`opsbook.sandbox.kops_images`).
+    """
+    from opsbook.sandbox.kops_images import moto_env  # kops.toolchain imports the sandbox package: not at import
+
     pid_file = state_dir / "moto.pid"
     port_file = state_dir / "moto.port"
     pid = read_pid(pid_file)
@@ -21,6 +27,7 @@ def start(state_dir: Path, port: int | None = None) -> tuple[int, int]:
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         state_dir / "moto.log",
         pid_file,
+        env={**os.environ, **moto_env(state_dir)},
     )
     port_file.write_text(str(port))
     wait_for(lambda: port_open(port) and _healthy(port), 30, f"moto server on port {port}")
