@@ -22,7 +22,9 @@ from opsbook.sandbox import Sandbox
 from opsbook.sandbox.cluster import Timing
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_SANDBOX = os.environ.get("OPSBOOK_TEST_SANDBOX", "opsbook-test")
+# With pytest-xdist (`make test` runs two workers) every worker has a sandbox of its own.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEST_SANDBOX = os.environ.get("OPSBOOK_TEST_SANDBOX", "opsbook-test") + (f"-{_WORKER}" if _WORKER else "")
 # Fast failure timing: 10 s grace, 10 s tolerations (production: 40-50 s and 300 s).
 TEST_TIMING = Timing(heartbeat_factor=0.25, not_ready_toleration_s=10, unreachable_toleration_s=10)
 

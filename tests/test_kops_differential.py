@@ -93,7 +93,7 @@ def assert_same(theirs: kv.KopsRun, ours: v.Validation, expected: list[tuple[str
     assert sorted((n["name"], n["role"]) for n in theirs.nodes) == sorted(
         zip(ours.kops.nodes["name"], ours.kops.nodes["role"], strict=True))
     # the opsbook verdict follows the kops group (no beyond-kops finding reaches fail_on here)
-    assert ours.passed == ours.kops_passed
+    assert ours.passed == ours.kops_passed, ours.findings[["severity", "check", "object", "message"]].to_string()
 
 
 # -- staging helpers -----------------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def test_run_record_reads_like_kops_json(oracle: Oracle, group: Callable[..., li
     proc = subprocess.run([str(opsbook), "run", "validate-cluster", "-p", f"state_store={oracle.store}",
                            "--output", str(tmp_path)], env={**os.environ, **oracle.sb.activate()},
                           capture_output=True, text=True, timeout=300, check=False)
-    record = json.loads(next(tmp_path.rglob("*.json")).read_text())
+    record = json.loads(next((tmp_path / "validate-cluster").glob("*.json")).read_text())
     body = record["records"]["validation"]
     assert proc.returncode != 0 and record["status"] != "ok", proc.stdout[-800:]
     assert body["status"] == "FAIL" and body["kops"] == {"status": "FAIL", "failures": 1}

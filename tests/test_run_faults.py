@@ -126,5 +126,7 @@ def test_api_server_down_for_a_whole_run_fails_it_at_a_named_step(sandbox: Sandb
         summary = json.loads(summaries[0].read_text())
         assert summary["status"] == "failed" and summary["failed_step"]
         assert "cannot reach" in summary["error"]
-    else:  # refused before the kernel started (environment pre-check)
-        assert "reach" in r.stderr
+    else:  # refused before the kernel started (environment pre-check): a report marked `environment`
+        assert "no Kubernetes API server answers" in r.stderr, r.stderr
+        summary = json.loads(summaries[0].read_text())
+        assert summary["status"] == "environment" and summary["exit_code"] == 4
