@@ -26,9 +26,13 @@ Will modify resources:
   \tResourceBasedNaming \ttrue -> false
 
   SSHKey/kubernetes.k1.k8s.local-aa:bb
-  \tKeyFingerprint
-  \t                    \tline one
+  \tPublicKey           \t <nil> -> <resource>
+  \tKeyFingerprint      \t SHA256:20:f3:42 -> SHA256:/3+J8mibfOUUW
   \t                    \tline two
+
+  SSHKey/kubernetes.k2.k8s.local-cc:dd
+  \tKeyFingerprint      \t SHA256:20:f3:42 -> SHA256:/3+J8mibfOUUW
+  \tTags                \t {} -> {Name: k2.k8s.local}
 
 Items will be deleted only when the --prune flag is specified:
   ManagedFile          k1.k8s.local-addons-old
@@ -64,12 +68,14 @@ def test_preview_sections_are_parsed_and_prune_only_items_are_not_pending() -> N
     assert p.create == ["AutoscalingGroup/nodes-eu-central-1a.k1.k8s.local",
                         "LaunchTemplate/nodes-eu-central-1a.k1.k8s.local"]
     assert p.modify == {"Subnet/eu-central-1a.k1.k8s.local": ["Tags", "ResourceBasedNaming"],
-                        "SSHKey/kubernetes.k1.k8s.local-aa:bb": ["KeyFingerprint"]}
+                        "SSHKey/kubernetes.k1.k8s.local-aa:bb": ["PublicKey", "KeyFingerprint"],
+                        "SSHKey/kubernetes.k2.k8s.local-cc:dd": ["KeyFingerprint", "Tags"]}
     assert p.delete == ["LaunchTemplate old.k1.k8s.local"]
     assert p.pending == ["create AutoscalingGroup/nodes-eu-central-1a.k1.k8s.local",
                          "create LaunchTemplate/nodes-eu-central-1a.k1.k8s.local",
                          "modify Subnet/eu-central-1a.k1.k8s.local (Tags, ResourceBasedNaming)",
-                         "modify SSHKey/kubernetes.k1.k8s.local-aa:bb (KeyFingerprint)",
+                         "modify SSHKey/kubernetes.k1.k8s.local-aa:bb (PublicKey, KeyFingerprint)",
+                         "modify SSHKey/kubernetes.k2.k8s.local-cc:dd (KeyFingerprint, Tags)",
                          "delete LaunchTemplate old.k1.k8s.local"]
 
 
@@ -126,10 +132,12 @@ def test_phases_say_how_far_a_run_got() -> None:
 def test_sandbox_sets_aside_only_the_changes_moto_never_stores() -> None:
     p = parse_preview(PREVIEW)
     kept, notes = SandboxFit(active=True).set_aside(p)
-    assert kept.modify == {"Subnet/eu-central-1a.k1.k8s.local": ["Tags"],  # a real change stays pending
-                           "SSHKey/kubernetes.k1.k8s.local-aa:bb": ["KeyFingerprint"]}
+    # real changes stay pending: a subnet's tags, a key pair's tags
+    assert kept.modify == {"Subnet/eu-central-1a.k1.k8s.local": ["Tags"],
+                           "SSHKey/kubernetes.k2.k8s.local-cc:dd": ["Tags"]}
     assert kept.create == p.create and kept.delete == p.delete
-    assert len(notes) == 1 and "1 such change(s) (Subnet ResourceBasedNaming)" in notes[0]
+    assert len(notes) == 2 and "1 such change(s) (Subnet ResourceBasedNaming)" in notes[0]
+    assert "2 such change(s) (SSHKey PublicKey, KeyFingerprint)" in notes[1] and "ed25519" in notes[1]
     only = parse_preview("Will modify resources:\n  Subnet/a.k1\n  \tResourceBasedNaming \t false -> true\n")
     assert SandboxFit(active=True).set_aside(only)[0].pending == []
     assert SandboxFit().set_aside(only) == (only, [])  # off the sandbox nothing is set aside

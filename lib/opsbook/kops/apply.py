@@ -217,8 +217,8 @@ def desired_documents(params: CreateParams, kops: Path, env: Mapping[str, str],
 def update_started(params: CreateParams) -> bool:
     """Whether a ``kops update --yes`` ever issued the cluster CA (``pki/private/kubernetes-ca`` in the state store).
 
-    Before that, kops' own preview cannot finish (its tasks wait for a CA that does not exist, until
-    kops' 10-minute task deadline), so a cluster without it has everything pending.
+    Before that nothing was created, so a cluster without it has everything pending (and kops' own
+    preview would not finish on moto: see :func:`missing_groups`).
     """
     bucket, _, prefix = params.state_store.removeprefix("s3://").partition("/")
     key = "/".join(x for x in (prefix.strip("/"), params.cluster_name, "pki/private/kubernetes-ca/keyset.yaml") if x)
@@ -229,6 +229,27 @@ def update_started(params: CreateParams) -> bool:
     except AwsError:
         return False
     return True
+
+
+def missing_groups(params: CreateParams, stored: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The Auto Scaling groups kops would create for the stored instance groups that do not exist yet.
+
+    kops names them ``<ig>.masters.<cluster>`` (control plane) or ``<ig>.<cluster>``. When one is
+    missing an update is certainly pending, and kops' own preview is not needed to say so; on moto it
+    could not even say it: moto's DescribeWarmPool answers 500 for a group that does not exist, and
+    kops retries its WarmPool task until its 10-minute task deadline.
+    """
+    igs = [d for d in stored if d.get("kind") == "InstanceGroup"]
+    want = [f"{d['metadata']['name']}.masters.{params.cluster_name}"
+            if d.get("spec", {}).get("role") in ("Master", "ControlPlane")
+            else f"{d['metadata']['name']}.{params.cluster_name}" for d in igs]
+    if not want:
+        return []
+    asg = aws_client("autoscaling", params.region)
+    with boundary("autoscaling describe-auto-scaling-groups"):
+        found = {g["AutoScalingGroupName"] for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
+            AutoScalingGroupNames=want) for g in page["AutoScalingGroups"]}
+    return [w for w in want if w not in found]
 
 
 def _update_failed(params: CreateParams, rc: int, lines: Sequence[str], stored: str) -> RunbookFailed:
@@ -295,11 +316,14 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
                    "`kops update cluster --yes`")
             return ApplyResult("kops", "differs", False, msg, [], diff, next_step=_next_step(params),
                                phases=phases(f"{where} (a different spec)"), notes=notes)
-        if update_started(params):
-            preview, aside = sandbox.set_aside(_preview(params, kops, kenv, sandbox.update_args, where))
+        missing = missing_groups(params, stored) if (started := update_started(params)) else []
+        aside: list[str] = []
+        if not started:
+            preview = Preview(create=["(everything: no kops update got as far as issuing the cluster CA)"])
+        elif missing:
+            preview = Preview(create=[f"AutoscalingGroup/{g} (and what it needs)" for g in missing])
         else:
-            preview, aside = Preview(create=["(everything: no kops update got as far as issuing the cluster "
-                                             "CA)"]), []
+            preview, aside = sandbox.set_aside(_preview(params, kops, kenv, sandbox.update_args, where))
         notes += aside
         for n in aside:
             stream(n)

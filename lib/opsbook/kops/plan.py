@@ -255,10 +255,22 @@ class Plan:
 
 # -- the local sandbox -----------------------------------------------------------------------------
 SANDBOX_STAND_IN = "t3.medium"  # 2 vCPU / 4 GiB, no instance store: what moto launches in place of m3.medium
-# Changes kops asks for on every run because moto does not store them: (resource kind, field, why).
-SANDBOX_NEVER_CONVERGES = (
-    ("Subnet", "ResourceBasedNaming", "moto ignores ModifySubnetAttribute PrivateDnsHostnameTypeOnLaunch (a "
+# Changes kops asks for on every run because moto does not store or report them as AWS does:
+# (resource kind, fields, why). Only these fields are dropped; any other field of the same resource
+# (e.g. Tags) stays pending.
+# - SSHKey: kops names the key pair after the key's own MD5 fingerprint
+#   (``kubernetes.<cluster>-<md5>``), so finding a pair of that name means the same key is there. For an
+#   ed25519 key AWS's DescribeKeyPairs returns base64 SHA-256 (kops prefixes ``SHA256:``), moto 5.2.5
+#   colon-separated hex SHA-256 of the DER key, so kops' fingerprints never match and it reports
+#   ``PublicKey <nil> -> <resource>, KeyFingerprint SHA256:20:f3:.. -> SHA256:/3+J..`` on every run.
+#   Applying it is a no-op: ``SSHKey.RenderAWS`` of an existing pair only re-applies its tags
+#   (kops v1.33 ``upup/pkg/fi/cloudup/awstasks/sshkey.go``). RSA keys match (both MD5 of the DER key).
+SANDBOX_NEVER_CONVERGES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("Subnet", ("ResourceBasedNaming",), "moto ignores ModifySubnetAttribute PrivateDnsHostnameTypeOnLaunch (a "
      "subnet's hostname type stays ip-name), so kops asks to set resource-based naming on every run"),
+    ("SSHKey", ("PublicKey", "KeyFingerprint"), "moto writes an ed25519 key pair's fingerprint as hex, AWS as "
+     "base64 SHA-256, so kops asks to re-set the key it found by name on every run (a no-op: the name "
+     "carries the key's fingerprint)"),
 )
 
 
@@ -314,15 +326,15 @@ class SandboxFit:
             return preview, []
         modify = {r: list(f) for r, f in preview.modify.items()}
         notes = []
-        for kind, fld, why in SANDBOX_NEVER_CONVERGES:
-            hits = [r for r, f in modify.items() if r.startswith(f"{kind}/") and fld in f]
+        for kind, fields, why in SANDBOX_NEVER_CONVERGES:
+            hits = [r for r, f in modify.items() if r.startswith(f"{kind}/") and set(fields) & set(f)]
             for r in hits:
-                modify[r].remove(fld)
+                modify[r] = [f for f in modify[r] if f not in fields]
                 if not modify[r]:
                     del modify[r]
             if hits:
-                notes.append(f"sandbox limitation: {why}; {len(hits)} such change(s) ({kind} {fld}) not counted as "
-                             "pending here")
+                notes.append(f"sandbox limitation: {why}; {len(hits)} such change(s) ({kind} {', '.join(fields)}) "
+                             "not counted as pending here")
         return Preview(list(preview.create), modify, list(preview.delete)), notes
 
     @property
