@@ -7,7 +7,7 @@ OPSBOOK := $(VENV)/bin/opsbook
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 REPORTS ?= reports
-PYTEST_ARGS ?= -n 2 --dist loadfile --durations=30
+PYTEST_ARGS ?= --durations=30
 
 .PHONY: help install toolchain toolchain-kops browser demo test lint typecheck bench screenshots clean sandbox-up sandbox-down
 
