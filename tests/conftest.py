@@ -38,17 +38,50 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.path.name.startswith("test_create_"))
 
 
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    sb = Sandbox(TEST_SANDBOX)
-    sb.up(timing=TEST_TIMING, progress=lambda m: print(f"[sandbox] {m}", file=sys.stderr))
-    sb.activate()  # exported so kernels started by papermill/nbval inherit it
-    yield sb
+def _up(name: str) -> Sandbox:
+    sb = Sandbox(name)
+    sb.up(timing=TEST_TIMING, progress=lambda m: print(f"[sandbox {name}] {m}", file=sys.stderr))
+    return sb
+
+
+def _down(sb: Sandbox) -> None:
     if os.environ.get("OPSBOOK_KEEP_SANDBOX") != "1" or os.environ.get("CI"):
         sb.down()
 
 
 @pytest.fixture(scope="session")
+def shared_sandbox() -> Iterator[Sandbox]:
+    """The sandbox most test modules share: they leave it as they found it."""
+    sb = _up(TEST_SANDBOX)
+    sb.activate()  # exported so kernels started by papermill/nbval inherit it
+    yield sb
+    _down(sb)
+
+
+@pytest.fixture(scope="module")
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """The shared sandbox, or a fresh one for a module marked ``private_sandbox``.
+
+    A module is marked when what it does cannot be fully undone (instances terminated and replaced in
+    moto, nodes re-registered, clusters upgraded): later modules assert whole-cluster counts and must
+    find the sandbox as seeded. A private sandbox takes ~7 s to start; its environment is exported for
+    the module and the shared one's restored afterwards.
+    """
+    if request.node.get_closest_marker("private_sandbox") is None:
+        yield request.getfixturevalue("shared_sandbox")
+        return
+    saved = dict(os.environ)
+    sb = _up(f"{TEST_SANDBOX}-{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}")
+    sb.activate()
+    try:
+        yield sb
+    finally:
+        _down(sb)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
 def api(sandbox: Sandbox) -> Iterator[k8s.ApiClient]:
     st = sandbox.state()
     assert st is not None

@@ -210,6 +210,7 @@ def test_spec_diff_ignores_server_fields() -> None:
 def test_plan_without_kops_is_derived(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSBOOK_CACHE", str(tmp_path))  # no pinned kops built here
     monkeypatch.setenv("PATH", str(tmp_path))  # and none on PATH
+    monkeypatch.delenv("OPSBOOK_SANDBOX", raising=False)  # and not the sandbox (it runs t3.medium masters)
     result = plan.dry_run(params(), channel="stable")
     assert result.source == "derived" and result.yaml == ""
     assert result.instance_groups.equals(plan.expected_instance_groups(params()))

@@ -22,7 +22,7 @@ from opsbook.engine.params import parse_parameters
 from opsbook.engine.run import run_runbook
 from opsbook.sandbox import Sandbox, drills
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.notebook]
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.notebook, pytest.mark.private_sandbox]
 ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module", autouse=True)

@@ -46,7 +46,7 @@ from opsbook.kops.toolchain import ensure_kops
 from opsbook.sandbox import Sandbox
 from opsbook.sandbox import kops_validate as kv
 
-pytestmark = [pytest.mark.sandbox]
+pytestmark = [pytest.mark.sandbox, pytest.mark.private_sandbox]
 
 
 @dataclass

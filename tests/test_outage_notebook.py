@@ -13,7 +13,7 @@ import pytest
 
 from opsbook.sandbox import Sandbox, faults
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.notebook]
+pytestmark = [pytest.mark.sandbox, pytest.mark.notebook, pytest.mark.private_sandbox]
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "outage-analysis.ipynb"
 
 

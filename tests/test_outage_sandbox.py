@@ -27,7 +27,7 @@ from opsbook.sandbox import Sandbox, faults
 from opsbook.sandbox import cluster as kc
 from test_outage_notebook import launch_worker
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.private_sandbox]
 CONFIG = detectors.Config(
     node_monitor_grace_s=TEST_TIMING.heartbeat_factor * 40, toleration_s=TEST_TIMING.unreachable_toleration_s
 )

@@ -13,7 +13,7 @@ from k8s_helpers import running_pods as _running
 from k8s_helpers import wait_until as _wait
 from opsbook.sandbox import Sandbox, faults
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.private_sandbox]
 
 
 

@@ -24,7 +24,7 @@ from k8s_helpers import wait_until as _wait
 from opsbook.analysis import validate as v
 from opsbook.sandbox import Sandbox, drills, faults
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.private_sandbox]
 
 BACK_WITHIN_S = 15  # a kubelet re-reports its pods within seconds of reconnecting
 # Tolerate the node's absence long enough that its pods are not evicted: they must come back as they were.

@@ -22,7 +22,7 @@ from opsbook.k8s.upgrade import NOTE
 from opsbook.runbooks import upgrade_cluster as up
 from opsbook.sandbox import Sandbox, drills, upgrade_drills
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.private_sandbox]
 
 
 def _version(sandbox: Sandbox) -> str:

@@ -32,7 +32,7 @@ from opsbook.k8s import events as k8s_events
 from opsbook.k8s import evidence as k8s_evidence
 from opsbook.sandbox import Sandbox, drills
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.private_sandbox]
 ROOT = Path(__file__).resolve().parents[2]
 LEAD = dt.timedelta(minutes=2)  # workloads run at least this long before every live window
 TOLERANCE = pd.Timedelta(seconds=60)
