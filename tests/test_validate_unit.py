@@ -676,3 +676,11 @@ def test_label_targets_count_nodes_per_group() -> None:
     t = asg.label_targets(snap.nodes)
     assert dict(zip(t["instance_group"], t["target"], strict=True)) == {"a": 2, "b": 1}
     assert set(t["source"]) == {"node-labels"}
+
+
+def test_workload_checks_on_a_cluster_without_pods() -> None:
+    # a new cluster (or a namespace filter that matches nothing) has no pods: every pod check passes empty
+    pods = inv._frame([], inv.POD_COLUMNS, ("created",))
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    for out in (v.check_pending(pods, now), v.check_crashloop(pods), v.check_image_pull(pods)):
+        assert out.empty and list(out.columns) == v.EVAL_COLUMNS

@@ -96,8 +96,25 @@ def pods_on(api: k8s.ApiClient, nodes: list[str]) -> list[str]:
     )
 
 
-def settle(sb: Sandbox, api: k8s.ApiClient, timeout: float = 120) -> None:
-    """Until every node is Ready, nothing is Terminating and every taxi Deployment is available."""
+def last_event_at(api: k8s.ApiClient, namespace: str) -> dt.datetime | None:
+    """When anything last happened in ``namespace``: the latest event's last (or only) time."""
+    times = [
+        t
+        for e in k8s.CoreV1Api(api).list_namespaced_event(namespace).items
+        for t in [e.series.last_observed_time if e.series else None, e.last_timestamp, e.event_time,
+                  e.first_timestamp, e.metadata.creation_timestamp]
+        if t is not None
+    ]
+    return max(times) if times else None
+
+
+def settle(sb: Sandbox, api: k8s.ApiClient, timeout: float = 180, quiet_s: float = 10) -> None:
+    """Until every node is Ready, nothing is Terminating, every taxi Deployment is available, and
+    nothing has happened in the taxi namespace for ``quiet_s`` seconds.
+
+    The quiet gap keeps the previous scenario's aftermath (a rollback's last crashes and unready pods)
+    out of the next window: a window that opens a moment after them would rightly see them.
+    """
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     problems: list[str] = []
 
@@ -127,7 +144,10 @@ def settle(sb: Sandbox, api: k8s.ApiClient, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ok():
-            return
+            last = last_event_at(api, drills.NAMESPACE)
+            if last is None or (now() - last).total_seconds() >= quiet_s:
+                return
+            problems.append(f"last event in {drills.NAMESPACE} at {last:%H:%M:%S}, less than {quiet_s:.0f}s ago")
         time.sleep(0.5)
     raise AssertionError(f"the sandbox did not settle in {timeout}s: {problems}")
 

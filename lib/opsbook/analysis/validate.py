@@ -437,7 +437,8 @@ def check_node_burstable(nodes: pd.DataFrame) -> pd.DataFrame:
 # -- workloads --------------------------------------------------------------------------------------
 
 def _live(pods: pd.DataFrame) -> pd.DataFrame:
-    return pods[~pods["terminating"]]
+    # (astype: an empty frame's object column would index columns instead of rows)
+    return pods[~pods["terminating"].astype(bool)]
 
 
 def check_pending(pods: pd.DataFrame, now: datetime, grace_s: int = 120) -> pd.DataFrame:
