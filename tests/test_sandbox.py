@@ -107,7 +107,13 @@ def test_apiserver_restart_keeps_objects(sandbox: Sandbox, api: k8s.ApiClient, n
 
     time.sleep(12)  # longer than the controllers' 10 s lease renew deadline
     assert all(components_running(sandbox.kwok_workdir, sandbox.name).values())
+    # nodes whose Lease lapsed during the restart are NotReady (tainted NoSchedule) until kwok renews it
+    faults.wait_settled(api, 90)
     # controllers still work after the restart: a new Deployment gets scheduled and runs
     k8s.AppsV1Api(api).create_namespaced_deployment(namespace, _deployment("after", 2))
-    _wait(lambda: len(_running(core, namespace, "after")) == 2, 60, "pods scheduled after the restart")
-    faults.wait_settled(api, 90)  # nodes that lapsed during the restart are back, their pods Ready
+    try:
+        _wait(lambda: len(_running(core, namespace, "after")) == 2, 90, "pods scheduled after the restart")
+    except AssertionError as e:
+        pods = [(p.metadata.name, p.spec.node_name, p.status.phase) for p in core.list_namespaced_pod(namespace).items]
+        rs = [(r.metadata.name, r.status.replicas) for r in k8s.AppsV1Api(api).list_namespaced_replica_set(namespace).items]
+        raise AssertionError(f"{e}: replicasets {rs}, pods {pods}") from None
