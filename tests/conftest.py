@@ -40,6 +40,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _up(name: str) -> Sandbox:
     sb = Sandbox(name)
+    if os.environ.get("OPSBOOK_KEEP_SANDBOX") != "1":
+        sb.down()  # a sandbox left by an earlier, interrupted session starts the suite from its state
     sb.up(timing=TEST_TIMING, progress=lambda m: print(f"[sandbox {name}] {m}", file=sys.stderr))
     return sb
 
