@@ -28,8 +28,11 @@ def test_base_install_runs_a_runbook_and_ships_the_cluster_role(sandbox: Sandbox
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py, opsbook = venv / "bin" / "python", venv / "bin" / "opsbook"
+    # uv resolves the same metadata and constraints as the Dockerfile's pip, in seconds instead of minutes
+    uv = Path(sys.executable).parent / "uv"
+    installer = [str(uv), "pip", "install", "--python", str(py)] if uv.exists() else [str(py), "-m", "pip", "install"]
     pip = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "-c", str(ROOT / "deploy" / "constraints.txt"), str(src)],
+        [*installer, "-q", "-c", str(ROOT / "deploy" / "constraints.txt"), str(src)],
         capture_output=True, text=True, timeout=1500,
     )  # fmt: skip
     assert pip.returncode == 0, pip.stderr[-3000:]
