@@ -12,9 +12,9 @@ from kubernetes import client as k8s
 
 from opsbook.analysis import validate as validation
 from opsbook.errors import BadInput
-from opsbook.kops.apply import apply, compare_sandbox, shape_sandbox
 from opsbook.kops.params import CreateParams, validate
 from opsbook.kops.spec import ClusterSpec
+from opsbook.runbooks.create_cluster import apply, compare_sandbox, shape_sandbox
 from opsbook.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox

@@ -49,20 +49,13 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from opsbook.archive_state import HighWater, gap_marker, is_gap
-from opsbook.errors import BadInput
+from opsbook.aws.s3url import split_s3
+from opsbook.errors import ApiError, BadInput, Gone
 
 log = logging.getLogger(__name__)
 
 STATE_NAME = ".opsbook-archive-state.json"
 S3_STATE_NAME = "_archive-state.json"
-
-
-def _split_s3(url: str) -> tuple[str, str]:
-    rest = url[len("s3://") :]
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise BadInput(f"{url!r} has no bucket: use s3://bucket/prefix")
-    return bucket, prefix.strip("/")
 
 
 def _dumps(d: dict[str, Any]) -> str:
@@ -91,7 +84,7 @@ class Sink:
 
     def __post_init__(self) -> None:
         if self.target.startswith("s3://"):
-            _split_s3(self.target)
+            split_s3(self.target)
             if self.s3 is None:
                 from opsbook.aws.session import client
 
@@ -137,7 +130,7 @@ class Sink:
 
     # -- S3 layout --------------------------------------------------------------------------------
     def _s3_state(self) -> tuple[str, str]:
-        bucket, prefix = _split_s3(self.target)
+        bucket, prefix = split_s3(self.target)
         return bucket, f"{prefix}/{S3_STATE_NAME}" if prefix else S3_STATE_NAME
 
     def flush(self) -> int:
@@ -150,7 +143,7 @@ class Sink:
         if self.is_s3:
             from opsbook.aws.session import boundary
 
-            bucket, prefix = _split_s3(self.target)
+            bucket, prefix = split_s3(self.target)
             seq = int(self.position.get("seq", 0)) + 1
             day = f"{prefix + '/' if prefix else ''}events-{now:%Y-%m-%d}"
             key = f"{day}/{now:%Y%m%dT%H%M%S}-{seq:08d}.jsonl"
@@ -292,7 +285,7 @@ class Sink:
     def _s3_tail(self, hw: HighWater) -> Iterator[str]:
         from opsbook.aws.session import boundary
 
-        bucket, prefix = _split_s3(self.target)
+        bucket, prefix = split_s3(self.target)
         base = f"{prefix}/" if prefix else ""
         after = hw.position.get("key") or f"{base}events-{datetime.now(UTC) - timedelta(days=1):%Y-%m-%d}"
         with boundary(f"reading the tail of the events archive {self.target}"):
@@ -322,17 +315,18 @@ def _classify(e: BaseException, what: str, api: k8s.ApiClient) -> Exception:
     """Map an error of the watch/list to _Gone, _Transient, or the converted opsbook error to raise."""
     from opsbook.k8s.client import boundary
 
-    if isinstance(e, ApiException):
-        if e.status == 410:
-            return _Gone(str(e.reason))
-        if e.status in (0, 429, 500, 502, 503, 504):  # 0: a TLS error (a restart mid-handshake)
-            return _Transient(f"{what}: the API server answered {e.status} {e.reason}")
-    elif isinstance(e, (urllib3.exceptions.HTTPError, OSError)):
+    if isinstance(e, (urllib3.exceptions.HTTPError, OSError)):
         cause = getattr(e, "reason", None) or e  # MaxRetryError: the connection error inside
         return _Transient(f"{what}: {cause.__class__.__name__}: {cause!s:.200}")
     try:
         with boundary(what, api):
             raise e
+    except Gone as converted:
+        return _Gone(str(converted))
+    except ApiError as converted:  # 0: a TLS error (a restart mid-handshake)
+        if converted.status in (0, 429, 500, 502, 503, 504):
+            return _Transient(str(converted))
+        return converted
     except Exception as converted:  # the converted error is returned, to be raised by the caller
         return converted
     return RuntimeError("unreachable")  # pragma: no cover
@@ -578,7 +572,7 @@ def _lines_local(path: Path) -> Iterator[str]:
 def _lines_s3(url: str, s3: Any, start: pd.Timestamp, end: pd.Timestamp) -> Iterator[str]:
     from opsbook.aws.session import boundary
 
-    bucket, prefix = _split_s3(url)
+    bucket, prefix = split_s3(url)
     days = {
         f"events-{d:%Y-%m-%d}"
         for d in pd.date_range(start.normalize() - timedelta(days=1), end.normalize() + timedelta(days=1), freq="D")

@@ -15,11 +15,11 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import pandas as pd
 
+from opsbook.data import read_text
 from opsbook.errors import BadInput
 from opsbook.report import Finding
 
@@ -188,7 +188,7 @@ def removed_apis() -> pd.DataFrame:
     Returns:
         Columns ``group_version, kind, deprecated_in, removed_in, replacement, note``.
     """
-    text = resources.files("opsbook.data").joinpath("removed_apis.csv").read_text(encoding="utf-8")
+    text = read_text("removed_apis.csv")
     return pd.read_csv(io.StringIO(text), comment="#", dtype=str, keep_default_na=False)
 
 

@@ -71,9 +71,10 @@ from kubernetes import client as k8s
 from opsbook.analysis import certs as certmod
 from opsbook.analysis import kops_parity as kp
 from opsbook.aws import asg as asgmod
+from opsbook.data.tables import is_burstable
 from opsbook.errors import AwsError, BadInput, OpsbookError
 from opsbook.k8s import inventory
-from opsbook.k8s.inventory import BURSTABLE_FAMILIES, Snapshot
+from opsbook.k8s.inventory import Snapshot
 from opsbook.report import SEVERITIES, SEVERITY_RANK, Finding
 
 log = logging.getLogger(__name__)
@@ -422,8 +423,8 @@ def check_node_unschedulable(nodes: pd.DataFrame) -> pd.DataFrame:
 
 
 def burstable(instance_type: str) -> bool:
-    """Whether an EC2 instance type earns CPU credits (t2, t3, t3a, t4g)."""
-    return instance_type.split(".", 1)[0] in BURSTABLE_FAMILIES
+    """Whether an EC2 instance type earns CPU credits (t2, t3, t3a, t4g): it is in the credit table."""
+    return is_burstable(instance_type)
 
 
 def check_node_burstable(nodes: pd.DataFrame) -> pd.DataFrame:

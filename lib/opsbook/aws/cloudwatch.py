@@ -30,6 +30,7 @@ import pandas as pd
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
+from opsbook.data.tables import is_burstable
 from opsbook.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -199,8 +200,6 @@ def credit_queries(inventory: pd.DataFrame, metrics: dict[str, str] | None = Non
         inventory: needs ``instance_id`` and ``instance_type``.
         metrics: metric -> statistic (default :data:`CREDIT_METRICS`).
     """
-    from opsbook.analysis.credits import is_burstable
-
     metrics = metrics or CREDIT_METRICS
     out = []
     for r in inventory.itertuples():

@@ -28,7 +28,8 @@ import yaml
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
-from opsbook.errors import AwsError, OpsbookError
+from opsbook.data.tables import credit_spec
+from opsbook.errors import AwsError, BadInput, OpsbookError
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +180,9 @@ def inventory(
         burstable), ``credit_mode_source`` kops|launch-template|ec2-api|aws-default, ``node`` the node
         name or "".
     """
-    from opsbook.analysis.credits import credit_spec
-
     cluster = cluster or os.environ.get("KOPS_CLUSTER_NAME", "")
     if not cluster:
-        raise OpsbookError("no cluster name: pass `cluster` or set KOPS_CLUSTER_NAME")
+        raise BadInput("no cluster name: pass `cluster` or set KOPS_CLUSTER_NAME")
     ec2 = ec2 or aws_client("ec2", region)
     autoscaling = autoscaling or aws_client("autoscaling", region)
     with boundary("describe the cluster's instances"):

@@ -35,6 +35,7 @@ from opsbook.engine.identity import cluster_identity, kubeconfig_for_context
 from opsbook.engine.notify import AlertConfig, send_all, summaries_before
 from opsbook.engine.redact import redact_notebook, redact_text, secret_values
 from opsbook.engine.storage import Storage, storage_for
+from opsbook.errors import EXIT_EXECUTION, exit_code_for_name
 from opsbook.report import METADATA_KEY, SEVERITY_RANK, Finding
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,8 @@ def run_runbook(
         context: kubeconfig context to use instead of the current one.
 
     Returns:
-        The result; ``exit_code`` is 0 ok, 1 findings at/above ``fail_on``, 3 execution error.
+        The result; ``exit_code`` is 0 ok, 1 findings at/above ``fail_on``, 3 execution error, or the
+        exit code of the opsbook error a step raised (2 bad input, 4 environment: :mod:`opsbook.errors`).
     """
     store: Storage = storage_for(str(output))
     started = datetime.now(UTC)
@@ -197,6 +199,7 @@ def run_runbook(
     deadline = time.monotonic() + timeout
     failed_step: str | None = None
     error: str | None = None
+    failed_code = EXIT_EXECUTION
     current = {"index": -1}
 
     def on_cell_start(cell: Any, cell_index: int) -> None:
@@ -221,6 +224,7 @@ def run_runbook(
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
         failed_step = names.get(current["index"], f"cell {current['index']}")
         error = _short_error(e)
+        failed_code = exit_code_for_name(getattr(e, "ename", ""))  # an opsbook error keeps its exit code
     except Exception as e:
         failed_step = names.get(current["index"], "starting the kernel")
         error = f"{e.__class__.__name__}: {e}"
@@ -235,7 +239,7 @@ def run_runbook(
     findings, records = collect_findings(nb)
     ended = datetime.now(UTC)
     if failed_step is not None:
-        status, code = STATUS_FAILED, 3
+        status, code = STATUS_FAILED, failed_code
         error = redact_text(error or "", secrets)
         nb.cells.insert(  # for whoever opens the .ipynb; the HTML report's header says it instead
             0,

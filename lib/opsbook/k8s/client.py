@@ -17,13 +17,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from opsbook.errors import ClusterUnreachable, OpsbookError
+from opsbook.errors import ApiError, ClusterUnreachable, Forbidden, Gone
+
+__all__ = ["ApiError", "Forbidden", "Gone", "api_client", "boundary", "list_all", "server_of"]
 
 T = TypeVar("T")
-
-
-class Forbidden(OpsbookError):
-    """The service account may not do this (RBAC). Callers degrade the one check that needed it."""
 
 
 def api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
@@ -65,7 +63,10 @@ def boundary(what: str, api: client.ApiClient | None = None) -> Iterator[None]:
                 f"{what}: forbidden for this identity. Grant the read-only ClusterRole in "
                 "deploy/rbac-readonly.yaml, or run with a kubeconfig that may read this."
             ) from e
-        raise OpsbookError(f"{what}: the API server answered {e.status} {e.reason}: {e.body!s:.300}") from e
+        msg = f"{what}: the API server answered {e.status} {e.reason}: {e.body!s:.300}"
+        if e.status == 410:
+            raise Gone(msg) from e
+        raise ApiError(msg, int(e.status or 0)) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
         where = server_of(api) if api else "the API server"
         raise ClusterUnreachable(

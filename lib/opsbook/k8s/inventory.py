@@ -53,7 +53,6 @@ PATHS = {  # kind -> cluster-wide list path
 KINDS = tuple(PATHS)
 DEFAULT_LIMIT = 2000
 CRITICAL_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
-BURSTABLE_FAMILIES = ("t2", "t3", "t3a", "t4g")
 
 NODE_COLUMNS = ["name", "object", "instance_group", "role", "instance_type", "zone", "provider_id",
                 "instance_id", "ready", "ready_reason", "pressure", "unschedulable", "created",

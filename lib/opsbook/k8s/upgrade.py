@@ -21,7 +21,7 @@ from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from opsbook.analysis.upgrade import SAMPLE_COLUMNS, is_mirror_pod, selector_matches
-from opsbook.errors import OpsbookError
+from opsbook.errors import ApiError, OpsbookError
 from opsbook.k8s.client import boundary
 from opsbook.k8s.inventory import get_json
 
@@ -248,7 +248,7 @@ def drain(api: k8s.ApiClient, node: str, timeout: float, *, interval: float = 1.
                     pdbs.update(names)
                     blocked[key] = f"disruption budget {', '.join(names) or '?'} allows no more disruptions"
                     continue
-                raise OpsbookError(f"evict {key}: the API server answered {e.status} {e.reason}") from e
+                raise ApiError(f"evict {key}: the API server answered {e.status} {e.reason}", int(e.status or 0)) from e
         if time.monotonic() - t0 >= timeout:
             still = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": blocked.get(
                 f"{p['metadata']['namespace']}/{p['metadata']['name']}", "still terminating") for p in pods}

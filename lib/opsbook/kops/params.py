@@ -309,7 +309,7 @@ def describe_instance_types(types: Iterable[str], region: str, ec2: Any = None) 
             with boundary(f"ec2 describe-instance-types {t}"):
                 found = ec2.describe_instance_types(InstanceTypes=[t])["InstanceTypes"]
         except AwsError as e:
-            if "InvalidInstanceType" in str(e):
+            if e.code.startswith("InvalidInstanceType"):
                 continue
             raise
         if found:

@@ -25,9 +25,9 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from opsbook.data import read_text
 from opsbook.errors import SandboxError
 from opsbook.sandbox.procs import free_port, pid_alive, read_pid, spawn, terminate, wait_for
 from opsbook.sandbox.toolchain import Toolchain
@@ -48,7 +48,7 @@ PRODUCTION_TIMING = {
 
 def kwok_stages() -> str:
     """The kwok Stage documents the sandbox runs (YAML, several documents)."""
-    return resources.files("opsbook.data").joinpath("kwok-stages.yaml").read_text(encoding="utf-8")
+    return read_text("kwok-stages.yaml")
 
 
 @dataclass(frozen=True)
