@@ -12,6 +12,7 @@ from typing import Any
 from opsbook.analysis import validate
 from opsbook.k8s.client import api_client
 from opsbook.kops.toolchain import kops_path
+from opsbook.runbooks import validate_cluster
 from opsbook.sandbox import Sandbox
 from opsbook.sandbox import kops_validate as kv
 
@@ -29,8 +30,8 @@ def compare(sb: Sandbox) -> tuple[kv.KopsRun, validate.Validation]:
     theirs = kv.run(sb, kops)
     api = api_client(st.kubeconfig)
     try:
-        src = validate.Sources(api=api, cluster=st.cluster_name, region=st.region, state_store=store)
-        ours = validate.evaluate(validate.collect(src))
+        src = validate_cluster.Sources(api=api, cluster=st.cluster_name, region=st.region, state_store=store)
+        ours = validate.evaluate(validate_cluster.collect(src))
     finally:
         api.close()
     return theirs, ours

@@ -18,7 +18,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from opsbook.aws.evidence import MetricSpec, check_instance_metrics, parse_metric_spec
+from opsbook.aws.metric_specs import MetricSpec, check_instance_metrics, parse_metric_spec
 from opsbook.display import plain
 from opsbook.errors import BadInput
 

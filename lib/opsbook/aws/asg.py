@@ -14,31 +14,44 @@ Every call here is read-only (``Describe*``, ``s3:GetObject``/``ListBucket``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
 import pandas as pd
 import yaml
 
+from opsbook.aws.kops_model import (
+    CLUSTER_TAG,
+    DETACHED_TAG,
+    IG_COLUMNS,
+    IG_ROLES,
+    IG_TAG,
+    INSTANCE_COLUMNS,
+    KOPS_ASG_COLUMNS,
+    KOPS_INSTANCE_COLUMNS,
+    KOPS_MEMBER_COLUMNS,
+    TARGET_COLUMNS,
+    KopsCloud,
+    label_targets,
+)
 from opsbook.aws.session import boundary, client
 
+__all__ = [  # kops' AWS model (tags, columns, KopsCloud) is in opsbook.aws.kops_model (pure)
+    "CLUSTER_TAG",
+    "DETACHED_TAG",
+    "IG_COLUMNS",
+    "IG_ROLES",
+    "IG_TAG",
+    "INSTANCE_COLUMNS",
+    "KOPS_ASG_COLUMNS",
+    "KOPS_INSTANCE_COLUMNS",
+    "KOPS_MEMBER_COLUMNS",
+    "TARGET_COLUMNS",
+    "KopsCloud",
+    "label_targets",
+]
+
 log = logging.getLogger(__name__)
-
-IG_TAG = "kops.k8s.io/instancegroup"
-CLUSTER_TAG = "KubernetesCluster"
-TARGET_COLUMNS = ["instance_group", "target", "min_size", "max_size", "source", "asg"]
-INSTANCE_COLUMNS = ["instance_id", "instance_group", "state", "private_dns", "zone", "instance_type"]
-IG_COLUMNS = ["instance_group", "role", "min_size", "max_size", "asg"]
-# kops InstanceGroup spec.role (any case; "Master" is the v1alpha2 name of ControlPlane) -> kops' lower-case role
-IG_ROLES = {"master": "control-plane", "controlplane": "control-plane", "control-plane": "control-plane",
-            "node": "node", "bastion": "bastion", "apiserver": "apiserver"}
-DETACHED_TAG = "kops.k8s.io/detached-from-asg"
-KOPS_ASG_COLUMNS = ["asg", "desired", "min_size", "max_size", "status", "instance_group", "role"]
-KOPS_MEMBER_COLUMNS = ["asg", "instance_id", "lifecycle_state", "warm"]
-KOPS_INSTANCE_COLUMNS = ["instance_id", "instance_group", "state", "detached", "private_dns", "zone",
-                         "instance_type"]
-
 
 class Calls:
     """Counts AWS API calls (pages) made by this module."""
@@ -196,26 +209,6 @@ def state_store_instance_groups(state_store: str, cluster: str, region: str | No
     return pd.DataFrame(rows, columns=IG_COLUMNS).sort_values("instance_group", ignore_index=True)
 
 
-@dataclass
-class KopsCloud:
-    """The cluster's AWS side read the way ``kops validate cluster`` reads it (``getCloudGroups``).
-
-    Attributes:
-        asgs: the ASGs tagged ``KubernetesCluster=<cluster>``: ``asg, desired, min_size, max_size,
-            status`` (non-empty = "Delete in progress"), ``instance_group, role`` (from its tags).
-        members: ASG and warm-pool instances: ``asg, instance_id, lifecycle_state, warm``.
-        instances: the cluster's pending/running/stopping/stopped EC2 instances: ``instance_id,
-            instance_group`` (tag), ``state, detached`` (value of ``kops.k8s.io/detached-from-asg``),
-            ``private_dns, zone, instance_type``.
-        notes: what could not be read (e.g. warm pools: the API is missing or denied).
-    """
-
-    asgs: pd.DataFrame
-    members: pd.DataFrame
-    instances: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
-
-
 def kops_cloud(cluster: str, region: str | None = None, asg: Any = None, ec2: Any = None,
                calls: Calls | None = None) -> KopsCloud:
     """Read ASGs, their instances, warm pools and the cluster's EC2 instances (read-only).
@@ -278,16 +271,3 @@ def kops_cloud(cluster: str, region: str | None = None, asg: Any = None, ec2: An
     return KopsCloud(asgs=pd.DataFrame(asg_rows, columns=KOPS_ASG_COLUMNS),
                      members=pd.DataFrame(member_rows, columns=KOPS_MEMBER_COLUMNS),
                      instances=pd.DataFrame(inst_rows, columns=KOPS_INSTANCE_COLUMNS), notes=notes)
-
-
-def label_targets(nodes: pd.DataFrame) -> pd.DataFrame:
-    """Fallback targets without AWS: each instance group's size is the number of its labelled nodes.
-
-    Args:
-        nodes: ``Snapshot.nodes`` (needs ``instance_group``).
-    """
-    labelled = nodes[nodes["instance_group"] != ""]
-    counts = labelled.groupby("instance_group").size()
-    return pd.DataFrame({"instance_group": counts.index, "target": counts.values, "min_size": counts.values,
-                         "max_size": counts.values, "source": "node-labels", "asg": ""},
-                        columns=TARGET_COLUMNS).reset_index(drop=True)

@@ -8,7 +8,7 @@ time is, in order: ``eventTime``, ``series.lastObservedTime``, ``lastTimestamp``
 ``count`` are kept as counts; :func:`merge_repeats` merges the rest.
 
 Events live only ``--event-ttl`` (1 h by default): :mod:`opsbook.archive` keeps
-older ones, and :func:`collect_events` reads both.
+older ones, and :func:`opsbook.archive.collect_events` reads both.
 """
 
 from __future__ import annotations
@@ -211,47 +211,3 @@ def list_events(
     if notes and not out:
         log.warning("no events readable: %s", "; ".join(notes))
     return out, notes
-
-
-def collect_events(
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    api: k8s.ApiClient | None = None,
-    namespaces: list[str] | None = None,
-    archive: str | None = None,
-    live: bool = True,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Events of the window from the API server and, if given, an archive (local path or s3://).
-
-    Args:
-        start: window start (UTC).
-        end: window end (UTC).
-        api: Kubernetes client (default: the configured cluster).
-        namespaces: only these namespaces (events of cluster-scoped objects are always kept).
-        archive: an ``opsbook events archive`` output to read older events from.
-        live: also read the API server (False: the archive only, e.g. offline).
-
-    Returns:
-        (events frame as :func:`normalise_events`, notes about sources that were unavailable).
-    """
-    notes: list[str] = []
-    raw: list[dict[str, Any]] = []
-    if live:
-        got, n = list_events(api)
-        raw.extend(got)
-        notes.extend(n)
-    if archive:
-        from opsbook.archive import gap_notes, read_archive, read_gaps
-
-        archived = read_archive(archive, start, end)
-        raw.extend(archived)
-        notes.append(f"{len(archived)} events read from the archive {archive}")
-        notes.extend(gap_notes(read_gaps(archive, start, end), archive))
-    df = in_window(normalise_events(raw), start, end)
-    if namespaces:
-        df = df[df["namespace"].isin(namespaces) | (df["namespace"] == "") | (df["kind"] == "Node")]
-        df = df.reset_index(drop=True)
-    if not len(df):
-        oldest = "the last hour" if live else "nothing"
-        notes.append(f"no events in the window (the API server keeps {oldest}; use `opsbook events archive`)")
-    return df, notes

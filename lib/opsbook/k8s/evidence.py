@@ -34,6 +34,7 @@ import pandas as pd
 from kubernetes import client as k8s
 
 from opsbook.errors import OpsbookError
+from opsbook.k8s.certs import certificates_in
 from opsbook.k8s.client import Forbidden, boundary, list_all
 
 log = logging.getLogger(__name__)
@@ -493,8 +494,6 @@ def tls_secret_evidence(
     Returns:
         (rows with source ``certificate``, time = notAfter; notes, e.g. when secrets are forbidden).
     """
-    from opsbook.analysis.certs import certificates_in
-
     core = k8s.CoreV1Api(api)
     notes: list[str] = []
     selector = "type=kubernetes.io/tls"

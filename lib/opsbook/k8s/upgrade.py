@@ -20,10 +20,10 @@ from kubernetes import client as k8s
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from opsbook.analysis.upgrade import SAMPLE_COLUMNS, is_mirror_pod, selector_matches
 from opsbook.errors import ApiError, OpsbookError
 from opsbook.k8s.client import boundary
 from opsbook.k8s.inventory import get_json
+from opsbook.k8s.objects import SAMPLE_COLUMNS, is_mirror_pod, selector_matches
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ from kubernetes import client as k8s
 from opsbook.analysis import upgrade as an
 from opsbook.errors import BadInput, RunbookFailed
 from opsbook.k8s import upgrade as ku
+from opsbook.k8s.objects import SAMPLE_COLUMNS
 from opsbook.report import SEVERITY_RANK, Finding
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,7 @@ def _api() -> k8s.ApiClient:
 
 
 def _kops_version() -> tuple[str, Path | None]:
-    from opsbook.kops.toolchain import find_kops
-    from opsbook.sandbox.toolchain import KOPS_VERSION
+    from opsbook.kops.toolchain import KOPS_VERSION, find_kops
 
     kops = find_kops(KOPS_VERSION)
     return (KOPS_VERSION if kops else ""), kops
@@ -316,7 +316,7 @@ class Rollout:
     action: str
     message: str
     steps: pd.DataFrame
-    samples: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=an.SAMPLE_COLUMNS))
+    samples: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SAMPLE_COLUMNS))
     availability: pd.DataFrame = field(default_factory=pd.DataFrame)
     findings: list[Finding] = field(default_factory=list)
     left_cordoned: dict[str, str] = field(default_factory=dict)
@@ -342,7 +342,7 @@ def _sandbox_spec(name: str) -> Any:
 
 
 def _validate(params: Params, api: k8s.ApiClient, say: Say) -> tuple[bool, str]:
-    from opsbook.analysis.validate import validate_cluster
+    from opsbook.runbooks.validate_cluster import validate_cluster
 
     run = validate_cluster(params.cluster_name, wait=params.validation_timeout, count=1, interval=2,
                            fail_on="critical", api=api)

@@ -26,11 +26,12 @@ from typing import Any
 from kubernetes import client as k8s
 
 from opsbook.errors import SandboxError
+from opsbook.gobuild import cache_root
 from opsbook.kops.spec import ClusterSpec
 from opsbook.sandbox import cluster as kc
 from opsbook.sandbox import moto_server
 from opsbook.sandbox.procs import free_port, wait_for
-from opsbook.sandbox.toolchain import Toolchain, cache_root, ensure_toolchain
+from opsbook.sandbox.toolchain import Toolchain, ensure_toolchain
 
 log = logging.getLogger(__name__)
 
