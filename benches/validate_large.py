@@ -156,9 +156,9 @@ def build(nodes: int, pods: int, deployment_pods: int, namespaces: int, threads:
 
     from opsbook.k8s.client import api_client
     from opsbook.kops.spec import ClusterSpec
+    from opsbook.procs import wait_for
     from opsbook.sandbox import Sandbox
     from opsbook.sandbox.cluster import Timing
-    from opsbook.sandbox.procs import wait_for
 
     t0 = time.monotonic()
     sb = Sandbox(NAME)

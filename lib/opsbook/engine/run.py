@@ -275,8 +275,6 @@ def run_runbook(
         "started": started.isoformat(),
         "ended": ended.isoformat(),
     }
-    redact_notebook(nb, secrets)
-    nb_text = nbformat.writes(nb)
     result.locations = store.locations(runbook.name, run_id)
     for f in sorted(Path(artifacts_dir).rglob("*")):
         if f.is_file():
@@ -286,28 +284,37 @@ def run_runbook(
             rel = str(f.relative_to(artifacts_dir)).replace(os.sep, "_")
             result.locations[f"artifact:{rel}"] = store.write_artifact(runbook.name, run_id, rel, data)
     shutil.rmtree(artifacts_dir, ignore_errors=True)
+    save_run(store, nb, result, secrets, alerts, previous_runs, fail_on)
+    return result
+
+
+def save_run(store: Storage, nb: Any, result: RunResult, secrets: list[str], alerts: AlertConfig | None,
+             previous_runs: list[dict[str, Any]], fail_on: str) -> None:
+    """The end of every run, executed or stopped by the environment: alerts, the redacted files, the index.
+
+    Tells the alert targets (never failing the run), then writes the notebook, the HTML report and the
+    JSON summary, all redacted, and enters the run's end in the index. ``result.locations`` must be set.
+    """
+    redact_notebook(nb, secrets)
     if alerts:
-        previous = summaries_before(previous_runs, runbook.name, history.entry(result.summary())["cluster_key"],
-                                    started.isoformat())
+        previous = summaries_before(previous_runs, result.runbook, history.entry(result.summary())["cluster_key"],
+                                    result.started.isoformat())
         try:
             deliveries = send_all(result.summary(), previous, fail_on, result.locations["html"], alerts,
                                   redact=lambda t: redact_text(t, secrets))
             result.notifications = [d.as_dict() for d in deliveries]
         except Exception as e:  # alerts never fail a run
             result.notifications = [{"target": "all", "ok": False, "error": redact_text(repr(e), secrets)}]
-    html = render.notebook_html(nb, result)
-    summary = redact_text(render.summary_json(result), secrets)
     store.write_run(
-        runbook.name,
-        run_id,
+        result.runbook,
+        result.run_id,
         {
-            "ipynb": redact_text(nb_text, secrets),
-            "html": redact_text(html, secrets),
-            "json": summary,
+            "ipynb": redact_text(nbformat.writes(nb), secrets),
+            "html": redact_text(render.notebook_html(nb, result), secrets),
+            "json": redact_text(render.summary_json(result), secrets),
         },
     )
     history.record_end(store, _redacted(result.summary(), secrets))
-    return result
 
 
 def _redacted(obj: Any, secrets: list[str]) -> Any:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from opsbook.data import read_text
 from opsbook.errors import SandboxError
-from opsbook.sandbox.procs import free_port, pid_alive, read_pid, spawn, terminate, wait_for
+from opsbook.procs import free_port, pid_alive, read_pid, spawn, terminate, wait_for
 from opsbook.sandbox.toolchain import Toolchain
 
 log = logging.getLogger(__name__)

@@ -590,7 +590,7 @@ def drill_zone_outage(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
         asg.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=2, DesiredCapacity=2)
         before = set(zones[zone])
         seed.seed_nodes(api, spec, seed.list_instances(spec))
-        from opsbook.sandbox.procs import wait_for
+        from opsbook.procs import wait_for
 
         core = k8s.CoreV1Api(api)
 

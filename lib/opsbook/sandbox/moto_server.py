@@ -7,7 +7,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from opsbook.sandbox.procs import free_port, port_open, read_pid, spawn, terminate, wait_for
+from opsbook.procs import free_port, port_open, read_pid, spawn, terminate, wait_for
 
 
 def start(state_dir: Path, port: int | None = None) -> tuple[int, int]:
