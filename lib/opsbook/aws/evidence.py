@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from opsbook.aws.asg import cluster_asg_records, cluster_instances
+from opsbook.aws.cloudwatch import metric_data
 from opsbook.aws.metric_specs import (
     INSTANCE_METRICS,
     STATS,
@@ -53,47 +55,6 @@ def _rows(records: list[tuple[Any, ...]]) -> pd.DataFrame:
     df = pd.DataFrame(records, columns=ROW_COLUMNS)
     df["time"] = pd.to_datetime(df["time"], utc=True)
     return df.sort_values("time", kind="stable").reset_index(drop=True)
-
-
-def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None) -> pd.DataFrame:
-    """The cluster's EC2 instances (any state), by the kops ``KubernetesCluster`` tag.
-
-    Returns:
-        DataFrame with columns ``instance_id``, ``instance_type``, ``state``, ``private_dns``,
-        ``instance_group``, ``zone``, ``launch_time``, ``state_reason`` (``StateTransitionReason``).
-    """
-    ec2 = ec2 or aws_client("ec2", region)
-    out = []
-    with boundary("describing the cluster's EC2 instances"):
-        for page in ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "tag:KubernetesCluster", "Values": [cluster]}]
-        ):
-            for r in page["Reservations"]:
-                for i in r["Instances"]:
-                    tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
-                    out.append(
-                        {
-                            "instance_id": i["InstanceId"],
-                            "instance_type": i["InstanceType"],
-                            "state": i["State"]["Name"],
-                            "private_dns": i.get("PrivateDnsName", ""),
-                            "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
-                            "zone": (i.get("Placement") or {}).get("AvailabilityZone", ""),
-                            "launch_time": i.get("LaunchTime"),
-                            "state_reason": i.get("StateTransitionReason", ""),
-                        }
-                    )
-    cols = [
-        "instance_id",
-        "instance_type",
-        "state",
-        "private_dns",
-        "instance_group",
-        "zone",
-        "launch_time",
-        "state_reason",
-    ]
-    return pd.DataFrame(out, columns=cols)
 
 
 _REASON_TIME = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\s*(?:GMT|UTC)?\)")
@@ -136,13 +97,8 @@ def asg_activity_evidence(
     notes: list[str] = []
     out = []
     try:
-        with boundary("listing the cluster's Auto Scaling groups"):
-            groups = [
-                g["AutoScalingGroupName"]
-                for page in asg.get_paginator("describe_auto_scaling_groups").paginate()
-                for g in page["AutoScalingGroups"]
-                if any(t["Key"] == "KubernetesCluster" and t["Value"] == cluster for t in g.get("Tags", []))
-            ]
+        with boundary("listing the scaling activities of the cluster's Auto Scaling groups"):
+            groups = [g["AutoScalingGroupName"] for g in cluster_asg_records(cluster, region, asg)]
             for name in groups:
                 for page in asg.get_paginator("describe_scaling_activities").paginate(
                     AutoScalingGroupName=name
@@ -218,10 +174,6 @@ def alarm_history_evidence(
     return _rows(out), []
 
 
-def _query_id(i: int) -> str:
-    return f"m{i}"
-
-
 def get_metrics(
     queries: list[tuple[str, str, dict[str, str], str, str]],
     start: datetime,
@@ -230,7 +182,7 @@ def get_metrics(
     region: str | None = None,
     cw: Any = None,
 ) -> pd.DataFrame:
-    """Fetch metric series with ``get_metric_data``.
+    """Fetch metric series with GetMetricData (:func:`opsbook.aws.cloudwatch.metric_data`).
 
     Args:
         queries: ``(namespace, name, dimensions, stat, id)`` tuples; ``id`` labels the series.
@@ -245,53 +197,12 @@ def get_metrics(
     """
     cw = cw or aws_client("cloudwatch", region)
     frames: list[pd.DataFrame] = []
-    for chunk_start in range(0, len(queries), 500):
-        chunk = queries[chunk_start : chunk_start + 500]
-        mdq = [
-            {
-                "Id": _query_id(i),
-                "ReturnData": True,
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": ns,
-                        "MetricName": name,
-                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
-                    },
-                    "Period": period,
-                    "Stat": stat,
-                },
-            }
-            for i, (ns, name, dims, stat, _) in enumerate(chunk)
-        ]
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "MetricDataQueries": mdq,
-                "StartTime": start,
-                "EndTime": end,
-                "ScanBy": "TimestampAscending",
-            }
-            if token:
-                kwargs["NextToken"] = token
-            with boundary("reading CloudWatch metrics"):
-                resp = cw.get_metric_data(**kwargs)
-            for res in resp["MetricDataResults"]:
-                ns, name, _dims, _stat, label = chunk[int(res["Id"][1:])]
-                if res["Timestamps"]:
-                    frames.append(
-                        pd.DataFrame(
-                            {
-                                "time": pd.to_datetime(res["Timestamps"], utc=True),
-                                "namespace": ns,
-                                "metric": name,
-                                "id": label,
-                                "value": res["Values"],
-                            }
-                        )
-                    )
-            token = resp.get("NextToken")
-            if not token:
-                break
+    series = [(ns, name, dims, stat) for ns, name, dims, stat, _ in queries]
+    for i, stamps, values in metric_data(series, start, end, period, cw):
+        ns, name, _dims, _stat, label = queries[i]
+        if stamps:
+            frames.append(pd.DataFrame({"time": pd.to_datetime(stamps, utc=True), "namespace": ns,
+                                        "metric": name, "id": label, "value": values}))
     if not frames:
         return pd.DataFrame(
             {
@@ -372,11 +283,11 @@ def collect_aws_evidence(
 
     Returns:
         (rows of :data:`ROW_COLUMNS`, metrics frame of :data:`METRIC_COLUMNS`, the cluster's instances
-        as :func:`cluster_instances`, notes about sources that were unavailable).
+        as :func:`opsbook.aws.asg.cluster_instances`, notes about sources that were unavailable).
     """
     notes: list[str] = []
     ec2, asg, cw = (aws_client(s, region) for s in ("ec2", "autoscaling", "cloudwatch"))
-    instances = cluster_instances(cluster, region, ec2)
+    instances = cluster_instances(cluster, region, ec2, states=None)  # terminated ones are evidence too
     activity, n1 = asg_activity_evidence(cluster, start, end, region, asg)
     alarms, n2 = alarm_history_evidence(start, end, region, cw)
     deaths = ec2_termination_evidence(instances)

@@ -13,7 +13,9 @@ import pandas as pd
 IG_TAG = "kops.k8s.io/instancegroup"
 CLUSTER_TAG = "KubernetesCluster"
 TARGET_COLUMNS = ["instance_group", "target", "min_size", "max_size", "source", "asg"]
-INSTANCE_COLUMNS = ["instance_id", "instance_group", "state", "private_dns", "zone", "instance_type"]
+INSTANCE_COLUMNS = ["instance_id", "instance_group", "state", "private_dns", "zone", "instance_type", "launch_time",
+                    "state_reason", "detached"]
+LIVE_STATES = ("pending", "running")  # terminated instances linger in describe output for about an hour
 IG_COLUMNS = ["instance_group", "role", "min_size", "max_size", "asg"]
 # kops InstanceGroup spec.role (any case; "Master" is the v1alpha2 name of ControlPlane) -> kops' lower-case role
 IG_ROLES = {"master": "control-plane", "controlplane": "control-plane", "control-plane": "control-plane",

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 from kubernetes import client as k8s
 
+from opsbook.aws.asg import cluster_asg_records
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import BadInput
@@ -41,13 +42,7 @@ def _reshape_aws(spec: ClusterSpec, say: Stream) -> list[str]:
     ec2 = aws_client("ec2", spec.region)
     want = {f"{ig.name}.{spec.name}": ig for ig in spec.instance_groups()}
     changes: list[str] = []
-    with boundary("autoscaling describe-auto-scaling-groups"):
-        groups = [g for page in asg.get_paginator("describe_auto_scaling_groups").paginate()
-                  for g in page["AutoScalingGroups"]]
-    for g in groups:
-        tags = {t["Key"]: t["Value"] for t in g.get("Tags", [])}
-        if tags.get("KubernetesCluster") != spec.name:
-            continue
+    for g in cluster_asg_records(spec.name, spec.region, asg):
         name = g["AutoScalingGroupName"]
         ig = want.get(name)
         lt = g.get("LaunchTemplate", {}).get("LaunchTemplateName", name)

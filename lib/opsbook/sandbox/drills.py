@@ -20,6 +20,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from opsbook.aws.asg import cluster_asg_records
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import BadInput, SandboxError
 from opsbook.sandbox import Sandbox, faults
@@ -696,11 +697,9 @@ def _replace_dead_instance(sb: Sandbox, api: k8s.ApiClient, node: str) -> str:
         core.delete_node(node)
     spec = _spec(sb)
     asg = aws_client("autoscaling", spec.region)
-    for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]:  # moto does not replace by itself
+    for g in cluster_asg_records(spec.name, spec.region, asg):  # moto does not replace by itself
         healthy = [i for i in g["Instances"] if i["LifecycleState"] == "InService"]
-        if len(healthy) < g["DesiredCapacity"] and any(
-            t["Key"] == "KubernetesCluster" and t["Value"] == spec.name for t in g.get("Tags", [])
-        ):
+        if len(healthy) < g["DesiredCapacity"]:
             asg.set_desired_capacity(AutoScalingGroupName=g["AutoScalingGroupName"],
                                      DesiredCapacity=g["DesiredCapacity"], HonorCooldown=False)
     names = seed.seed_nodes(api, spec, seed.list_instances(spec))
