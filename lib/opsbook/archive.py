@@ -49,12 +49,12 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from opsbook.archive_state import HighWater, gap_marker, is_gap
-from opsbook.aws.s3url import split_s3
+from opsbook.aws.s3url import is_s3, split_s3
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import ApiError, BadInput, Gone
 from opsbook.k8s import events as k8s_events
-from opsbook.k8s.client import api_client
+from opsbook.k8s.client import api_client, continue_kwargs, pages
 from opsbook.k8s.client import boundary as k8s_boundary
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Sink:
     _lock: IO[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.target.startswith("s3://"):
+        if is_s3(self.target):
             split_s3(self.target)
             if self.s3 is None:
                 self.s3 = aws_client("s3")
@@ -98,7 +98,7 @@ class Sink:
     @property
     def is_s3(self) -> bool:
         """Whether the archive is in S3."""
-        return self.target.startswith("s3://")
+        return is_s3(self.target)
 
     def _append(self, line: str) -> bool:
         self.buffer.append(line)
@@ -439,19 +439,13 @@ def _archive(
 
     def relist() -> str:
         """List every event (pages of 500) through the dedupe; return the list's resourceVersion."""
-        token: str | None = None
         list_rv = ""
-        while True:
-            kw: dict[str, Any] = {"limit": 500, "_preload_content": False, "_request_timeout": (10, 60)}
-            if token:
-                kw["_continue"] = token
-            page = json.loads(fn(*args, **kw).data)
+        for page in pages(lambda token: json.loads(
+                fn(*args, **continue_kwargs(token, 500, _preload_content=False, _request_timeout=(10, 60))).data)):
             list_rv = (page.get("metadata") or {}).get("resourceVersion") or list_rv
             for item in page.get("items") or []:
                 offer(item)
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return list_rv
+        return list_rv
 
     def watch_once() -> None:
         timeout = max(1, int(min(time_left(), flush_every, 60)))
@@ -580,7 +574,7 @@ def _lines_s3(url: str, s3: Any, start: pd.Timestamp, end: pd.Timestamp) -> Iter
 
 def _records(source: str, start: pd.Timestamp, end: pd.Timestamp, s3: Any) -> Iterator[dict[str, Any]]:
     """Every parsed line of the archive files/objects that may hold ``[start, end]``."""
-    if source.startswith("s3://"):
+    if is_s3(source):
         if s3 is None:
             s3 = aws_client("s3")
         lines: Iterator[str] = _lines_s3(source, s3, start, end)

@@ -32,6 +32,7 @@ from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.data.tables import is_burstable
 from opsbook.errors import BadInput
+from opsbook.times import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -233,18 +234,7 @@ def time_window(
     """
     if days <= 0:
         raise BadInput(f"window of {days} days: give a positive number of days")
-    if isinstance(end, datetime):
-        e = end
-    elif end:
-        try:
-            e = datetime.fromisoformat(end.replace("Z", "+00:00"))
-        except ValueError as err:
-            raise BadInput(f"end {end!r} is not an ISO-8601 timestamp (e.g. 2026-11-25T12:00:00Z)") from err
-    else:
-        e = now or datetime.now(UTC)
-    if e.tzinfo is None:
-        e = e.replace(tzinfo=UTC)
-    e = e.astimezone(UTC)
+    e = parse_time(end if end else now or datetime.now(UTC), "end")
     epoch = int(e.timestamp()) // period_s * period_s
     e = datetime.fromtimestamp(epoch, UTC)
     return e - timedelta(days=days), e

@@ -29,3 +29,10 @@ def split_s3(url: str, what: str = "") -> tuple[str, str]:
     if not bucket:
         raise BadInput(f"{name} has no bucket: use s3://bucket/prefix, as in s3://my-bucket/opsbook-reports")
     return bucket, prefix.strip("/")
+
+
+def parse_s3(url: str) -> tuple[str, str] | None:
+    """``(bucket, prefix)`` of an ``s3://`` URL, or None when ``url`` is not one or names no bucket."""
+    if not is_s3(url) or not url[len(SCHEME) :].partition("/")[0]:
+        return None
+    return split_s3(url)

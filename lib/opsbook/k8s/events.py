@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from kubernetes import client as k8s
 
-from opsbook.k8s.client import Forbidden, boundary
+from opsbook.k8s.client import Forbidden, boundary, continue_kwargs, pages
 
 log = logging.getLogger(__name__)
 
@@ -152,18 +152,11 @@ def _list_raw(fn: Any, *args: Any, limit: int = 500) -> list[dict[str, Any]]:
     Raw, because kubernetes-client 37's ``EventsV1Event`` model refuses the null ``eventTime`` that
     events written through core/v1 have (and skipping the models is faster for 10^5 events).
     """
-    items: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"limit": limit, "_preload_content": False}
-        if token:
-            kwargs["_continue"] = token
-        resp = fn(*args, **kwargs)
-        page = json.loads(resp.data)
-        items.extend(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
+
+    def fetch(token: str | None) -> Any:
+        return json.loads(fn(*args, **continue_kwargs(token, limit, _preload_content=False)).data)
+
+    return [item for page in pages(fetch) for item in page.get("items") or []]
 
 
 def list_events(

@@ -34,7 +34,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from opsbook.k8s.certs import certificates_in
-from opsbook.k8s.client import Forbidden, api_client, boundary
+from opsbook.k8s.client import Forbidden, api_client, boundary, continue_query, pages
 from opsbook.k8s.objects import (
     CERT_COLUMNS,
     CRITICAL_PRIORITY_CLASSES,
@@ -105,17 +105,9 @@ def get_json(api: k8s.ApiClient, path: str, query: list[tuple[str, Any]] | None 
 
 def _pages(api: k8s.ApiClient, path: str, counter: _Counter, limit: int) -> Iterator[list[dict[str, Any]]]:
     """Yield the items of each page of a cluster-wide list, as plain dicts."""
-    token: str | None = None
-    while True:
-        query: list[tuple[str, Any]] = [("limit", limit)]
-        if token:
-            query.append(("continue", token))
-        body = get_json(api, path, query)
+    for body in pages(lambda token: get_json(api, path, continue_query(token, limit))):
         counter.requests += 1
         yield body.get("items") or []
-        token = (body.get("metadata") or {}).get("continue")
-        if not token:
-            return
 
 
 def snapshot(api: k8s.ApiClient | None = None, *, limit: int = DEFAULT_LIMIT,

@@ -21,7 +21,7 @@ from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from opsbook.errors import ApiError, OpsbookError
-from opsbook.k8s.client import boundary
+from opsbook.k8s.client import boundary, continue_query, pages
 from opsbook.k8s.inventory import get_json
 from opsbook.k8s.objects import SAMPLE_COLUMNS, is_mirror_pod, selector_matches
 
@@ -34,16 +34,9 @@ Say = Callable[[str], None]
 
 def list_json(api: k8s.ApiClient, path: str) -> list[dict[str, Any]]:
     """Every item of a cluster-wide list (paginated), as dicts."""
-    items: list[dict[str, Any]] = []
-    token = ""
     with boundary(f"GET {path}", api):
-        while True:
-            q: list[tuple[str, Any]] = [("limit", 500)] + ([("continue", token)] if token else [])
-            body = get_json(api, path, q)
-            items += body.get("items") or []
-            token = (body.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return items
+        return [i for body in pages(lambda token: get_json(api, path, continue_query(token)))
+                for i in body.get("items") or []]
 
 
 @dataclass

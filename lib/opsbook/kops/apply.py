@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from opsbook.aws.s3url import split_s3
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import AwsError, BadInput, RunbookFailed, ToolchainError
@@ -212,8 +213,8 @@ def update_started(params: CreateParams) -> bool:
     Before that nothing was created, so a cluster without it has everything pending (and kops' own
     preview would not finish on moto: see :func:`missing_groups`).
     """
-    bucket, _, prefix = params.state_store.removeprefix("s3://").partition("/")
-    key = "/".join(x for x in (prefix.strip("/"), params.cluster_name, "pki/private/kubernetes-ca/keyset.yaml") if x)
+    bucket, prefix = split_s3(params.state_store, f"state_store {params.state_store!r}")
+    key = "/".join(x for x in (prefix, params.cluster_name, "pki/private/kubernetes-ca/keyset.yaml") if x)
     s3 = aws_client("s3", params.region)
     try:
         with boundary(f"s3 head-object s3://{bucket}/{key}"):

@@ -34,6 +34,7 @@ import pandas as pd
 from kubernetes import client as k8s
 
 from opsbook.analysis import upgrade as an
+from opsbook.aws.s3url import parse_s3
 from opsbook.errors import BadInput, RunbookFailed
 from opsbook.k8s import upgrade as ku
 from opsbook.k8s.objects import SAMPLE_COLUMNS
@@ -126,7 +127,7 @@ def check_parameters(cluster_name: str = "", state_store: str = "", target_versi
         problems.append(f"provider {provider!r}: choose one of {', '.join(PROVIDERS)}.")
     if max_surge < 0 or max_unavailable < 0 or (max_surge == 0 and max_unavailable == 0):
         problems.append("max_surge and max_unavailable cannot both be 0 (nothing could ever be replaced).")
-    if state_store and not state_store.startswith("s3://"):
+    if state_store and parse_s3(state_store) is None:
         problems.append(f"state_store {state_store!r} must be an s3:// URL, or empty for $KOPS_STATE_STORE.")
     if drain_timeout < 1 or validation_timeout < 1:
         problems.append("drain_timeout and validation_timeout must be at least 1 second.")

@@ -11,7 +11,6 @@ certificate (:mod:`opsbook.k8s.certs`); the checks themselves are pure
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from kubernetes import client as k8s
 from opsbook.analysis import kops_parity as kp
 from opsbook.analysis.validate import Inputs, Options, ValidationRun, evaluate, validate_until
 from opsbook.aws import asg as asgmod
+from opsbook.aws.s3url import is_s3, parse_s3
 from opsbook.aws.session import boundary, session
 from opsbook.errors import AwsError, BadInput
 from opsbook.k8s import inventory
@@ -102,7 +102,7 @@ def collect(src: Sources) -> Inputs:
             notes["kops.instancegroup.size"] = f"ASGs/instances unreadable ({e}); instance groups not checked"
             notes["kops.instance.joined"] = f"skipped: ASGs/instances unreadable ({e})"
     store = src.state_store or os.environ.get("KOPS_STATE_STORE", "")  # where kops itself looks
-    if cloud is not None and store.startswith("s3://"):
+    if cloud is not None and is_s3(store):
         try:
             igs = asgmod.state_store_instance_groups(store, cluster, region, src.s3, calls)
             if igs.empty:
@@ -191,7 +191,7 @@ def validate_cluster(cluster_name: str = "", region: str = "", state_store: str 
     opts = Options(max_unready_nodes=max_unready_nodes, cert_days=cert_days,
                    restart_threshold=restart_threshold, pending_grace_s=pending_grace, fail_on=fail_on,
                    exclude=tuple(exclude))
-    if state_store and not re.match(r"^s3://[^/]+", state_store):
+    if state_store and parse_s3(state_store) is None:
         raise BadInput(f"state_store {state_store!r} must be an s3:// URL (e.g. s3://my-kops-state) or empty")
     own = api is None
     if own:
