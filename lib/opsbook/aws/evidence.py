@@ -34,6 +34,7 @@ from opsbook.aws.metric_specs import (
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import AwsError, BadInput
+from opsbook.report import ROW_COLUMNS as ROW_COLUMNS
 
 __all__ = [  # the metric specs are parsed in opsbook.aws.metric_specs (pure); re-exported for notebooks
     "INSTANCE_METRICS",
@@ -46,7 +47,6 @@ __all__ = [  # the metric specs are parsed in opsbook.aws.metric_specs (pure); r
 
 log = logging.getLogger(__name__)
 
-ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
 METRIC_COLUMNS = ["time", "namespace", "metric", "id", "value"]
 """Columns of a metrics frame: ``time`` (UTC), ``namespace``, ``metric`` (name), ``id`` (instance id or
 the extra metric's label), ``value``."""

@@ -36,10 +36,10 @@ from kubernetes import client as k8s
 from opsbook.errors import OpsbookError
 from opsbook.k8s.certs import certificates_in
 from opsbook.k8s.client import Forbidden, boundary, list_all
+from opsbook.report import ROW_COLUMNS as ROW_COLUMNS
 
 log = logging.getLogger(__name__)
 
-ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
 """Columns of an evidence frame: ``time`` (UTC), ``source`` (node, pod, rollout, control-plane,
 certificate ...), ``object`` (``Kind/ns/name``), ``what`` (short reason), ``detail`` (one sentence),
 ``severity`` (info/low/medium/high/critical), ``evidence`` (the command that shows it)."""
