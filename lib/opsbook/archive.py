@@ -605,7 +605,7 @@ def read_archive(
     s3: Any = None,
     slack: timedelta = timedelta(hours=1),
 ) -> list[dict[str, Any]]:
-    """Events from an archive whose time (DESIGN.md fallback) is within ``[start - slack, end]``.
+    """Events from an archive whose time (docs/design.md, "Event times") is within ``[start - slack, end]``.
 
     ``slack`` keeps events that began before the window but were still repeating in it. Gap
     markers are not events: read them with :func:`read_gaps`.

@@ -1,4 +1,4 @@
-"""Render a run: HTML report without code, JSON summary, and the index page."""
+"""Render a run: the HTML report without code, and the JSON summary (the index page is history.py's)."""
 
 from __future__ import annotations
 

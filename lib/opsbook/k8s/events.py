@@ -4,7 +4,7 @@ The two APIs serve the same objects with different field names
 (``involvedObject``/``regarding``, ``message``/``note``, ``count``/``series.count``).
 Scheduler events have null ``firstTimestamp``/``lastTimestamp``, so an event's
 time is, in order: ``eventTime``, ``series.lastObservedTime``, ``lastTimestamp``,
-``metadata.creationTimestamp`` (DESIGN.md). Repeats the API already merged into
+``metadata.creationTimestamp`` (docs/design.md, "Event times"). Repeats the API already merged into
 ``count`` are kept as counts; :func:`merge_repeats` merges the rest.
 
 Events live only ``--event-ttl`` (1 h by default): :mod:`opsbook.archive` keeps
@@ -70,7 +70,7 @@ def _row(e: Mapping[str, Any]) -> tuple[Any, ...]:
         count = e.get("count") or series.get("count") or 1
         message = e.get("message") or ""
         component = _get(e, "source", "component") or e.get("reportingComponent") or ""
-    # DESIGN.md fallback: eventTime, series.lastObservedTime, lastTimestamp, creationTimestamp
+    # docs/design.md ("Event times") fallback: eventTime, series.lastObservedTime, lastTimestamp, creationTimestamp
     when = e.get("eventTime") or series.get("lastObservedTime") or last or meta.get("creationTimestamp")
     first = first or e.get("eventTime") or meta.get("creationTimestamp")
     ns = obj.get("namespace") or ""  # empty for cluster-scoped objects (a Node's events live in "default")
@@ -101,7 +101,7 @@ def normalise_events(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         items: events as JSON dicts (camelCase, as the API server or the archive returns them).
 
     Returns:
-        DataFrame with columns ``time`` (UTC, the DESIGN.md fallback), ``first_time``, ``namespace``,
+        DataFrame with columns ``time`` (UTC, the fallback of docs/design.md), ``first_time``, ``namespace``,
         ``kind``, ``name``, ``object`` (``Kind/ns/name``), ``reason``, ``message``, ``type``
         (Normal/Warning), ``count`` (repeats), ``component`` (who reported it), ``api``, ``uid``,
         ``event`` (``event/<ns>/<name>``, the evidence link). Objects seen twice (same uid, e.g. from
