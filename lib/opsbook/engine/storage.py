@@ -173,10 +173,10 @@ class LocalStorage:
 class S3Storage:
     """Run records in S3 (each object is written whole, so writes are atomic)."""
 
-    def __init__(self, bucket: str, prefix: str) -> None:
+    def __init__(self, bucket: str, prefix: str, s3: Any = None) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self.s3 = aws_client("s3")
+        self.s3 = s3 or aws_client("s3")  # injected, or one for the environment
 
     def _key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
