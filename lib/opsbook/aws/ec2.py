@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from kubernetes import client as k8s
 
 from opsbook.aws.asg import IG_TAG, LIVE_STATES, cluster_asg_records, cluster_instance_records, state_store_documents
 from opsbook.aws.s3url import is_s3
@@ -32,6 +33,8 @@ from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.data.tables import credit_spec
 from opsbook.errors import AwsError, BadInput, OpsbookError
+from opsbook.k8s.client import api_client, list_all
+from opsbook.k8s.client import boundary as k8s_boundary
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +129,6 @@ def _api_credits(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
 
 def nodes_by_instance(api: Any = None) -> dict[str, str]:
     """EC2 instance id -> Kubernetes node name, from each node's ``spec.providerID`` (``aws:///az/i-...``)."""
-    from kubernetes import client as k8s
-
-    from opsbook.k8s.client import api_client, list_all
-    from opsbook.k8s.client import boundary as k8s_boundary
-
     api = api or api_client()
     with k8s_boundary("list nodes", api):
         nodes = list_all(k8s.CoreV1Api(api).list_node)

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from kubernetes import client as k8s
 
-from opsbook.k8s.client import Forbidden, boundary, continue_kwargs, pages
+from opsbook.k8s.client import Forbidden, api_client, boundary, continue_kwargs, pages
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,6 @@ def list_events(
     Returns:
         (events, notes). A forbidden or missing API is a note, not an error, as long as one works.
     """
-    from opsbook.k8s.client import api_client
-
     api = api or api_client()
     out: list[dict[str, Any]] = []
     notes: list[str] = []

@@ -35,7 +35,7 @@ from kubernetes import client as k8s
 
 from opsbook.errors import OpsbookError
 from opsbook.k8s.certs import certificates_in
-from opsbook.k8s.client import Forbidden, boundary, list_all
+from opsbook.k8s.client import Forbidden, api_client, boundary, list_all
 from opsbook.report import ROW_COLUMNS as ROW_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -542,8 +542,6 @@ def collect_k8s_evidence(
     Returns:
         (frame of :data:`ROW_COLUMNS` sorted by time, notes about sources that were unavailable).
     """
-    from opsbook.k8s.client import api_client
-
     api = api or api_client()
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     notes: list[str] = []

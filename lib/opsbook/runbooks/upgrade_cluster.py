@@ -37,8 +37,15 @@ from opsbook.analysis import upgrade as an
 from opsbook.aws.s3url import parse_s3
 from opsbook.errors import BadInput, RunbookFailed
 from opsbook.k8s import upgrade as ku
+from opsbook.k8s.client import api_client
 from opsbook.k8s.objects import SAMPLE_COLUMNS
+from opsbook.kops.apply import stream_kops
+from opsbook.kops.plan import last_error, run_kops
+from opsbook.kops.spec import ClusterSpec
+from opsbook.kops.toolchain import KOPS_VERSION, channel_file, find_kops
 from opsbook.report import SEVERITY_RANK, Finding
+from opsbook.runbooks.validate_cluster import validate_cluster
+from opsbook.sandbox import Sandbox, _spec_from_dict, rolling
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -76,14 +83,10 @@ class Params:
 
 
 def _api() -> k8s.ApiClient:
-    from opsbook.k8s.client import api_client
-
     return api_client()
 
 
 def _kops_version() -> tuple[str, Path | None]:
-    from opsbook.kops.toolchain import KOPS_VERSION, find_kops
-
     kops = find_kops(KOPS_VERSION)
     return (KOPS_VERSION if kops else ""), kops
 
@@ -94,8 +97,6 @@ def _channel_target(kops_version: str, control_plane: str) -> tuple[str, str]:
     The kops channel's recommendation; when there is nothing newer, or no channel, the current
     version (the run then only checks).
     """
-    from opsbook.kops.toolchain import channel_file
-
     cp = an.Version.parse(control_plane)
     if not kops_version or not channel_file(kops_version).exists():
         return str(cp), ("no target_version and no kops channel (kops is not built): nothing to upgrade. "
@@ -276,8 +277,6 @@ def plan(params: Params, pre: Preflight) -> Plan:
     elif not params.cluster_name or not params.state_store:
         notes.append("no cluster_name/state_store: no kops dry run")
     else:
-        from opsbook.kops.plan import last_error, run_kops
-
         env = dict(os.environ)
         env.pop("KOPS_CLUSTER_NAME", None)
         for c in kops_commands(params):
@@ -333,9 +332,6 @@ class Rollout:
 
 
 def _sandbox_spec(name: str) -> Any:
-    from opsbook.kops.spec import ClusterSpec
-    from opsbook.sandbox import Sandbox, _spec_from_dict
-
     st = Sandbox(name).state()
     if st is None:
         raise BadInput(f"sandbox {name!r} is not up: run `opsbook sandbox up --name {name}`")
@@ -343,16 +339,12 @@ def _sandbox_spec(name: str) -> Any:
 
 
 def _validate(params: Params, api: k8s.ApiClient, say: Say) -> tuple[bool, str]:
-    from opsbook.runbooks.validate_cluster import validate_cluster
-
     run = validate_cluster(params.cluster_name, wait=params.validation_timeout, count=1, interval=2,
                            fail_on="critical", api=api)
     return run.passed, run.summary_line()
 
 
 def _roll_node(api: k8s.ApiClient, spec: Any, params: Params, row: Any, say: Say) -> dict[str, Any]:
-    from opsbook.sandbox import rolling
-
     node, target = str(row.name), str(params.target)
     step: dict[str, Any] = {"order": row.order, "node": node, "instance_group": row.instance_group,
                             "old_version": row.kubelet_version, "replacement": "", "new_version": f"v{target}",
@@ -494,8 +486,6 @@ def _cordoned(api: k8s.ApiClient) -> dict[str, str]:
 
 
 def _apply_kops(params: Params, say: Say, started: str) -> Rollout:
-    from opsbook.kops.apply import stream_kops
-
     _, kops = _kops_version()
     if kops is None:
         raise RunbookFailed("kops is not built: run `opsbook toolchain` (provider kops needs it)")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from opsbook.data import read_text
 from opsbook.errors import SandboxError
+from opsbook.k8s.client import api_client
 from opsbook.procs import free_port, pid_alive, read_pid, spawn, terminate, wait_for
 from opsbook.sandbox.toolchain import Toolchain
 
@@ -268,8 +269,6 @@ def start_component(workdir: Path, name: str, component: str) -> int:
 def wait_api(kubeconfig: Path, timeout: float = 60) -> None:
     """Wait until the API server at ``kubeconfig`` answers ``/readyz``."""
     from kubernetes import client as k8s
-
-    from opsbook.k8s.client import api_client
 
     def ready() -> bool:
         api = api_client(str(kubeconfig))
