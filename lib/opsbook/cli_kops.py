@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opsbook.analysis import validate
+from opsbook.errors import SandboxError, ToolchainError
 from opsbook.k8s.client import api_client
 from opsbook.kops.toolchain import kops_path
 from opsbook.runbooks import validate_cluster
@@ -19,8 +20,6 @@ from opsbook.sandbox import kops_validate as kv
 
 def compare(sb: Sandbox) -> tuple[kv.KopsRun, validate.Validation]:
     """Run kops and opsbook on the same sandbox (state published first); return both."""
-    from opsbook.errors import ToolchainError
-
     kops = kops_path()
     if not kops.exists():
         raise ToolchainError(f"kops is not built ({kops}): run `opsbook toolchain` (it builds kops v1.33.1)")
@@ -41,8 +40,6 @@ def kops_validate_command(name: str, with_opsbook: bool, emit: Callable[[str], A
     """Print kops' JSON (and opsbook's kops group beside it); return kops' exit code."""
     sb = Sandbox(name)
     if not with_opsbook:
-        from opsbook.errors import SandboxError
-
         kops = kops_path()
         if sb.state() is None:
             raise SandboxError(f"sandbox {name!r} is not up")
