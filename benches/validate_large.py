@@ -56,16 +56,17 @@ def child(limit: int) -> None:
     from opsbook.analysis import validate as v
     from opsbook.k8s import inventory
     from opsbook.k8s.client import api_client
+    from opsbook.runbooks import validate_cluster as vc
 
     logging.basicConfig(level=logging.WARNING)
     t_setup = time.perf_counter()
     api = api_client()
-    src = v.Sources(api=api, limit=limit)
-    v.aws_clients(src)  # one-off per process (botocore loads the EC2 model: ~0.7 s), like api_client()
+    src = vc.Sources(api=api, limit=limit)
+    vc.aws_clients(src)  # one-off per process (botocore loads the EC2 model: ~0.7 s), like api_client()
     setup_s = time.perf_counter() - t_setup
     base_rss = hwm_mb()
     t0 = time.perf_counter()
-    inputs = v.collect(src)
+    inputs = vc.collect(src)
     t1 = time.perf_counter()
     val = v.evaluate(inputs)
     t2 = time.perf_counter()
@@ -155,9 +156,9 @@ def build(nodes: int, pods: int, deployment_pods: int, namespaces: int, threads:
 
     from opsbook.k8s.client import api_client
     from opsbook.kops.spec import ClusterSpec
+    from opsbook.procs import wait_for
     from opsbook.sandbox import Sandbox
     from opsbook.sandbox.cluster import Timing
-    from opsbook.sandbox.procs import wait_for
 
     t0 = time.monotonic()
     sb = Sandbox(NAME)

@@ -29,10 +29,10 @@ from kubernetes import client as k8s
 from kubernetes import utils as k8s_utils
 
 from k8s_helpers import wait_until
+from opsbook import archive as events_archive
 from opsbook.analysis import detectors, postmortem, timeline
 from opsbook.archive import read_gaps
 from opsbook.aws import evidence as aws_ev
-from opsbook.k8s import events as k8s_events
 from opsbook.k8s import evidence as k8s_ev
 from opsbook.sandbox import Sandbox, faults
 from opsbook.sandbox import cluster as kc
@@ -245,7 +245,7 @@ def test_relist_after_410_records_a_gap_that_outage_analysis_reports(
     # outage-analysis over the window, from the archive alone, says the evidence has a gap
     window_end = datetime.now(UTC)
     inc = timeline.incident(window_start, window_end, title="archive gap")
-    events, notes = k8s_events.collect_events(inc.start, inc.end, None, [namespace], str(archiver.out), live=False)
+    events, notes = events_archive.collect_events(inc.start, inc.end, None, [namespace], str(archiver.out), live=False)
     assert set(events["reason"]) == {"ArchiveTest"} and len(events) == len(wanted)
     gap_note = [n for n in notes if n.startswith("the event evidence has a gap from")]
     assert gap_note == [

@@ -13,8 +13,8 @@ import nbformat
 import pytest
 
 from browser import PANEL, artifact, chromium, error_outputs, open_page, run_all_cells, wait_until_serving
+from opsbook.procs import free_port
 from opsbook.sandbox import Sandbox
-from opsbook.sandbox.procs import free_port
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.notebook, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,10 +18,11 @@ import pytest
 
 from opsbook.errors import RunbookFailed
 from opsbook.kops import plan
-from opsbook.kops.apply import apply, stored_documents
+from opsbook.kops.apply import stored_documents
 from opsbook.kops.params import CreateParams, validate
 from opsbook.kops.preflight import run_preflight
 from opsbook.kops.toolchain import ensure_kops, ensure_kops_assets
+from opsbook.runbooks.create_cluster import apply
 from opsbook.sandbox import Sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]

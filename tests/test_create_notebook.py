@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from opsbook.kops.apply import compare_sandbox, shape_sandbox
 from opsbook.kops.spec import ClusterSpec
+from opsbook.runbooks.create_cluster import compare_sandbox, shape_sandbox
 from opsbook.sandbox import Sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.notebook]
@@ -66,7 +66,8 @@ def test_default_run_is_a_dry_run_plan(sandbox: Sandbox, tmp_path: Path) -> None
 def test_bad_input_stops_before_anything(sandbox: Sandbox, tmp_path: Path) -> None:
     proc, summary = run(tmp_path, "control_plane_zones=eu-central-1a,eu-central-1b",
                         "network_cidr=8.8.0.0/16")
-    assert proc.returncode == 3
+    assert proc.returncode == 2  # a BadInput raised in the kernel keeps its exit code (opsbook.errors)
+    assert summary["status"] == "failed" and summary["exit_code"] == 2
     assert "etcd needs an odd number" in summary["error"] and "8.8.0.0/16 is public" in summary["error"]
     assert summary["failed_step"].lower().startswith("check the parameters")
 

@@ -17,11 +17,12 @@ import boto3
 import pytest
 
 from opsbook.errors import RunbookFailed
-from opsbook.kops.apply import apply, missing_groups
+from opsbook.kops.apply import missing_groups
 from opsbook.kops.params import CreateParams, validate
 from opsbook.kops.plan import SANDBOX_STAND_IN
 from opsbook.kops.preflight import run_preflight
 from opsbook.kops.toolchain import ensure_kops, ensure_kops_assets
+from opsbook.runbooks.create_cluster import apply
 from opsbook.sandbox import Sandbox
 from opsbook.sandbox.seed import STATE_BUCKET
 

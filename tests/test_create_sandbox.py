@@ -10,11 +10,11 @@ import boto3
 import pytest
 from kubernetes import client as k8s
 
-from opsbook.analysis import validate as validation
 from opsbook.errors import BadInput
-from opsbook.kops.apply import apply, compare_sandbox, shape_sandbox
 from opsbook.kops.params import CreateParams, validate
 from opsbook.kops.spec import ClusterSpec
+from opsbook.runbooks import validate_cluster as vc
+from opsbook.runbooks.create_cluster import apply, compare_sandbox, shape_sandbox
 from opsbook.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
@@ -104,7 +104,7 @@ def test_sandbox_provider_matches_original_spec(sandbox: Sandbox, api: k8s.ApiCl
         "master-eu-central-1a.opsbook.k8s.local": 1, "nodes-eu-central-1a.opsbook.k8s.local": 2,
         "nodes-eu-central-1b.opsbook.k8s.local": 2, "nodes-eu-central-1c.opsbook.k8s.local": 1}
 
-    run = validation.validate_cluster("opsbook.k8s.local", "eu-central-1", api=api, wait=60, interval=2)
+    run = vc.validate_cluster("opsbook.k8s.local", "eu-central-1", api=api, wait=60, interval=2)
     assert run.passed, run.reason
 
     again = apply(p, apply=True, sandbox=sandbox.name)

@@ -43,6 +43,7 @@ from kubernetes import client as k8s
 from k8s_helpers import wait_until
 from opsbook.analysis import validate as v
 from opsbook.kops.toolchain import ensure_kops
+from opsbook.runbooks import validate_cluster as vc
 from opsbook.sandbox import Sandbox
 from opsbook.sandbox import kops_validate as kv
 
@@ -59,8 +60,8 @@ class Oracle:
     region: str
 
     def ours(self) -> v.Validation:
-        src = v.Sources(api=self.api, cluster=self.cluster, region=self.region, state_store=self.store)
-        return v.evaluate(v.collect(src))
+        src = vc.Sources(api=self.api, cluster=self.cluster, region=self.region, state_store=self.store)
+        return v.evaluate(vc.collect(src))
 
     def both(self) -> tuple[kv.KopsRun, v.Validation]:
         """kops and opsbook on a state that did not change while kops ran (else try again)."""

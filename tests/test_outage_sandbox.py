@@ -17,6 +17,7 @@ from conftest import TEST_TIMING
 from k8s_helpers import deployment as _deployment
 from k8s_helpers import running_pods as _running
 from k8s_helpers import wait_until as _wait
+from opsbook import archive as events_archive
 from opsbook.analysis import detectors, timeline
 from opsbook.archive import archive_events, read_archive
 from opsbook.aws import evidence as aws_ev
@@ -48,7 +49,7 @@ def _all_ready(core: k8s.CoreV1Api) -> bool:
 
 def _analyse(api, start, end, namespaces=None, archive=None, live=True):
     inc = timeline.incident(start, end)
-    events, _ = k8s_events.collect_events(
+    events, _ = events_archive.collect_events(
         inc.start, inc.end, api if live else None, namespaces, archive, live=live
     )
     state, _ = k8s_ev.collect_k8s_evidence(api) if live else (k8s_ev.rows([]), [])
@@ -274,9 +275,9 @@ def test_old_events_are_analysed_from_the_archive(
     old.write_text("".join(json.dumps(_shift(e, delta)) + "\n" for e in lines))
     now = datetime.now(UTC)
     start, end = now - delta - timedelta(minutes=5), now - delta + timedelta(minutes=5)
-    live, _ = k8s_events.collect_events(pd.Timestamp(start), pd.Timestamp(end), api, [namespace])
+    live, _ = events_archive.collect_events(pd.Timestamp(start), pd.Timestamp(end), api, [namespace])
     assert live.empty
-    from_archive, notes = k8s_events.collect_events(
+    from_archive, notes = events_archive.collect_events(
         pd.Timestamp(start), pd.Timestamp(end), api, [namespace], archive=str(old)
     )
     assert len(from_archive) == len({e["metadata"]["uid"] for e in lines})
@@ -388,13 +389,10 @@ def test_instance_terminated_in_its_asg_is_found(sandbox: Sandbox) -> None:
 
 
 def test_events_archive_command(sandbox: Sandbox, tmp_path: Path) -> None:
-    import typer
     from typer.testing import CliRunner
 
-    from opsbook.cli_events import events_app
+    from opsbook.cli import app  # the real CLI: its root group turns opsbook errors into exit codes
 
-    app = typer.Typer()
-    app.add_typer(events_app, name="events")  # as the lead registers it in opsbook.cli
     runner = CliRunner()
     res = runner.invoke(
         app,

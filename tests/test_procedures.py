@@ -6,12 +6,13 @@ import shutil
 from pathlib import Path
 
 from opsbook.engine.procedures import check_all, commands
+from opsbook.sandbox.drills import DRILLS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_procedure_command_is_valid() -> None:
-    checked, problems = check_all(ROOT / "runbooks")
+    checked, problems = check_all(ROOT / "runbooks", drills=DRILLS)
     assert checked >= 20
     assert problems == []
 
@@ -44,6 +45,6 @@ def test_a_renamed_parameter_or_notebook_is_caught(tmp_path: Path) -> None:
     nb.write_text(nb.read_text().replace("cert_days:", "certificate_days:"))
     # and rename a notebook
     (notebooks / "cluster-inventory.ipynb").rename(notebooks / "inventory.ipynb")
-    _, problems = check_all(runbooks, notebooks)
+    _, problems = check_all(runbooks, notebooks, drills=DRILLS)
     assert any("cert_days" in p and "certificate-expired.md" in p for p in problems), problems
     assert any("cluster-inventory" in p for p in problems), problems

@@ -21,7 +21,7 @@ import pytest
 from kubernetes import client as k8s
 
 from k8s_helpers import wait_until as _wait
-from opsbook.analysis import validate as v
+from opsbook.runbooks import validate_cluster as vc
 from opsbook.sandbox import Sandbox, drills, faults
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.private_sandbox]
@@ -240,7 +240,7 @@ def test_master_restart_during_validate_with_wait_passes(sandbox: Sandbox, api: 
             thread.start()
 
     try:
-        run = v.validate_cluster(api=api, wait=120, count=3, interval=5, say=say)
+        run = vc.validate_cluster(api=api, wait=120, count=3, interval=5, say=say)
     finally:
         thread.join(120)
     assert not errors, errors

@@ -36,6 +36,7 @@ from kubernetes.client.exceptions import ApiException
 
 from k8s_helpers import wait_until as _wait
 from opsbook.analysis import validate as v
+from opsbook.runbooks import validate_cluster as vc
 from opsbook.sandbox import Sandbox, faults
 from test_validate_unit import make_cert
 
@@ -49,7 +50,7 @@ NO_STORE = "kops.instancegroup.missing"  # noted when no state store is given
 
 
 def _validate(api: k8s.ApiClient, **kw: Any) -> v.ValidationRun:
-    return v.validate_cluster(api=api, **kw)
+    return vc.validate_cluster(api=api, **kw)
 
 
 def _found(run: v.ValidationRun) -> dict[tuple[str, str], str]:
@@ -537,11 +538,11 @@ def test_bad_parameters_fail_before_any_call() -> None:
     from opsbook.errors import BadInput
 
     with pytest.raises(BadInput):
-        v.validate_cluster(api=k8s.ApiClient(), exclude=["kube-system"])
+        vc.validate_cluster(api=k8s.ApiClient(), exclude=["kube-system"])
     with pytest.raises(BadInput):
-        v.validate_cluster(api=k8s.ApiClient(), state_store="bucket-without-scheme")
+        vc.validate_cluster(api=k8s.ApiClient(), state_store="bucket-without-scheme")
     with pytest.raises(BadInput):
-        v.validate_cluster(api=k8s.ApiClient(), fail_on="info")
+        vc.validate_cluster(api=k8s.ApiClient(), fail_on="info")
 
 
 def test_state_store_lists_the_groups_and_min_size_is_not_the_target(

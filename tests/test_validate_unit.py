@@ -21,6 +21,7 @@ from opsbook.analysis import certs
 from opsbook.analysis import validate as v
 from opsbook.aws import asg
 from opsbook.errors import BadInput, ClusterUnreachable
+from opsbook.k8s import certs as k8s_certs
 from opsbook.k8s import inventory as inv
 from opsbook.plots import validate as plots
 
@@ -635,16 +636,16 @@ def test_certificates_in_secret_and_expiry_severities() -> None:
     far, _ = make_cert("ok.example.com", NOW + timedelta(days=200))
     gone, _ = make_cert("old.example.com", NOW - timedelta(days=2))
     data = {"tls.crt": base64.b64encode(soon + later).decode(), "tls.key": base64.b64encode(key).decode()}
-    rows = certs.certificates_in("shop", "secret/shop/push", data, base64_values=True)
+    rows = k8s_certs.certificates_in("shop", "secret/shop/push", data, base64_values=True)
     assert [r["subject"] for r in rows] == ["CN=push.example.com", "CN=api.example.com"]
-    rows += certs.certificates_in(
+    rows += k8s_certs.certificates_in(
         "shop", "configmap/shop/ca", {"ca.pem": (far + gone).decode(), "x": "hello"}, base64_values=False
     )
     df = inv._frame(rows, inv.CERT_COLUMNS, ("not_after",))
     ev = certs.expiry_evaluations(df, NOW, days=30)
     assert list(ev["severity"]) == ["high", "medium", "", "critical"]
     assert "EXPIRED 2.0 days ago" in ev["message"].iloc[3]
-    assert certs.pem_certificates(b"not a pem") == []
+    assert k8s_certs.pem_certificates(b"not a pem") == []
 
 
 # -- plots ------------------------------------------------------------------------------------------

@@ -49,20 +49,18 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from opsbook.archive_state import HighWater, gap_marker, is_gap
-from opsbook.errors import BadInput
+from opsbook.aws.s3url import is_s3, split_s3
+from opsbook.aws.session import boundary
+from opsbook.aws.session import client as aws_client
+from opsbook.errors import ApiError, BadInput, Gone
+from opsbook.k8s import events as k8s_events
+from opsbook.k8s.client import api_client, continue_kwargs, pages
+from opsbook.k8s.client import boundary as k8s_boundary
 
 log = logging.getLogger(__name__)
 
 STATE_NAME = ".opsbook-archive-state.json"
 S3_STATE_NAME = "_archive-state.json"
-
-
-def _split_s3(url: str) -> tuple[str, str]:
-    rest = url[len("s3://") :]
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise BadInput(f"{url!r} has no bucket: use s3://bucket/prefix")
-    return bucket, prefix.strip("/")
 
 
 def _dumps(d: dict[str, Any]) -> str:
@@ -90,19 +88,17 @@ class Sink:
     _lock: IO[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.target.startswith("s3://"):
-            _split_s3(self.target)
+        if is_s3(self.target):
+            split_s3(self.target)
             if self.s3 is None:
-                from opsbook.aws.session import client
-
-                self.s3 = client("s3")
+                self.s3 = aws_client("s3")
         elif not self.target:
             raise BadInput("give an --output: a directory, a .jsonl file or s3://bucket/prefix")
 
     @property
     def is_s3(self) -> bool:
         """Whether the archive is in S3."""
-        return self.target.startswith("s3://")
+        return is_s3(self.target)
 
     def _append(self, line: str) -> bool:
         self.buffer.append(line)
@@ -137,7 +133,7 @@ class Sink:
 
     # -- S3 layout --------------------------------------------------------------------------------
     def _s3_state(self) -> tuple[str, str]:
-        bucket, prefix = _split_s3(self.target)
+        bucket, prefix = split_s3(self.target)
         return bucket, f"{prefix}/{S3_STATE_NAME}" if prefix else S3_STATE_NAME
 
     def flush(self) -> int:
@@ -148,9 +144,7 @@ class Sink:
         body = "\n".join(self.buffer) + "\n"
         n = len(self.buffer)
         if self.is_s3:
-            from opsbook.aws.session import boundary
-
-            bucket, prefix = _split_s3(self.target)
+            bucket, prefix = split_s3(self.target)
             seq = int(self.position.get("seq", 0)) + 1
             day = f"{prefix + '/' if prefix else ''}events-{now:%Y-%m-%d}"
             key = f"{day}/{now:%Y%m%dT%H%M%S}-{seq:08d}.jsonl"
@@ -205,8 +199,6 @@ class Sink:
     def load_state(self) -> HighWater | None:
         """The high-water mark saved beside the archive, or None for a new archive."""
         if self.is_s3:
-            from opsbook.aws.session import boundary
-
             bucket, key = self._s3_state()
             with boundary(f"reading the archive state s3://{bucket}/{key}"):
                 try:
@@ -228,8 +220,6 @@ class Sink:
         """Save the high-water mark (atomically: a crash leaves the old or the new one)."""
         body = json.dumps(hw.to_json(), separators=(",", ":")).encode()
         if self.is_s3:
-            from opsbook.aws.session import boundary
-
             bucket, key = self._s3_state()
             with boundary(f"writing the archive state s3://{bucket}/{key}"):
                 self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
@@ -290,9 +280,7 @@ class Sink:
             self.position = {"file": str(f), "offset": good}
 
     def _s3_tail(self, hw: HighWater) -> Iterator[str]:
-        from opsbook.aws.session import boundary
-
-        bucket, prefix = _split_s3(self.target)
+        bucket, prefix = split_s3(self.target)
         base = f"{prefix}/" if prefix else ""
         after = hw.position.get("key") or f"{base}events-{datetime.now(UTC) - timedelta(days=1):%Y-%m-%d}"
         with boundary(f"reading the tail of the events archive {self.target}"):
@@ -320,19 +308,18 @@ class _Transient(Exception):
 
 def _classify(e: BaseException, what: str, api: k8s.ApiClient) -> Exception:
     """Map an error of the watch/list to _Gone, _Transient, or the converted opsbook error to raise."""
-    from opsbook.k8s.client import boundary
-
-    if isinstance(e, ApiException):
-        if e.status == 410:
-            return _Gone(str(e.reason))
-        if e.status in (0, 429, 500, 502, 503, 504):  # 0: a TLS error (a restart mid-handshake)
-            return _Transient(f"{what}: the API server answered {e.status} {e.reason}")
-    elif isinstance(e, (urllib3.exceptions.HTTPError, OSError)):
+    if isinstance(e, (urllib3.exceptions.HTTPError, OSError)):
         cause = getattr(e, "reason", None) or e  # MaxRetryError: the connection error inside
         return _Transient(f"{what}: {cause.__class__.__name__}: {cause!s:.200}")
     try:
-        with boundary(what, api):
+        with k8s_boundary(what, api):
             raise e
+    except Gone as converted:
+        return _Gone(str(converted))
+    except ApiError as converted:  # 0: a TLS error (a restart mid-handshake)
+        if converted.status in (0, 429, 500, 502, 503, 504):
+            return _Transient(str(converted))
+        return converted
     except Exception as converted:  # the converted error is returned, to be raised by the caller
         return converted
     return RuntimeError("unreachable")  # pragma: no cover
@@ -405,8 +392,6 @@ def _archive(
     heartbeat: str | None,
 ) -> Sink:
     """The watch loop of :func:`archive_events` (the sink is locked)."""
-    from opsbook.k8s.client import api_client
-
     api = api or api_client()
     core = k8s.CoreV1Api(api)
     fn = core.list_namespaced_event if namespace else core.list_event_for_all_namespaces
@@ -454,19 +439,13 @@ def _archive(
 
     def relist() -> str:
         """List every event (pages of 500) through the dedupe; return the list's resourceVersion."""
-        token: str | None = None
         list_rv = ""
-        while True:
-            kw: dict[str, Any] = {"limit": 500, "_preload_content": False, "_request_timeout": (10, 60)}
-            if token:
-                kw["_continue"] = token
-            page = json.loads(fn(*args, **kw).data)
+        for page in pages(lambda token: json.loads(
+                fn(*args, **continue_kwargs(token, 500, _preload_content=False, _request_timeout=(10, 60))).data)):
             list_rv = (page.get("metadata") or {}).get("resourceVersion") or list_rv
             for item in page.get("items") or []:
                 offer(item)
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return list_rv
+        return list_rv
 
     def watch_once() -> None:
         timeout = max(1, int(min(time_left(), flush_every, 60)))
@@ -576,9 +555,7 @@ def _lines_local(path: Path) -> Iterator[str]:
 
 
 def _lines_s3(url: str, s3: Any, start: pd.Timestamp, end: pd.Timestamp) -> Iterator[str]:
-    from opsbook.aws.session import boundary
-
-    bucket, prefix = _split_s3(url)
+    bucket, prefix = split_s3(url)
     days = {
         f"events-{d:%Y-%m-%d}"
         for d in pd.date_range(start.normalize() - timedelta(days=1), end.normalize() + timedelta(days=1), freq="D")
@@ -597,11 +574,9 @@ def _lines_s3(url: str, s3: Any, start: pd.Timestamp, end: pd.Timestamp) -> Iter
 
 def _records(source: str, start: pd.Timestamp, end: pd.Timestamp, s3: Any) -> Iterator[dict[str, Any]]:
     """Every parsed line of the archive files/objects that may hold ``[start, end]``."""
-    if source.startswith("s3://"):
+    if is_s3(source):
         if s3 is None:
-            from opsbook.aws.session import client
-
-            s3 = client("s3")
+            s3 = aws_client("s3")
         lines: Iterator[str] = _lines_s3(source, s3, start, end)
     else:
         path = Path(source)
@@ -630,7 +605,7 @@ def read_archive(
     s3: Any = None,
     slack: timedelta = timedelta(hours=1),
 ) -> list[dict[str, Any]]:
-    """Events from an archive whose time (DESIGN.md fallback) is within ``[start - slack, end]``.
+    """Events from an archive whose time (docs/design.md, "Event times") is within ``[start - slack, end]``.
 
     ``slack`` keeps events that began before the window but were still repeating in it. Gap
     markers are not events: read them with :func:`read_gaps`.
@@ -688,3 +663,45 @@ def gap_notes(gaps: list[dict[str, Any]], source: str) -> list[str]:
         for g in gaps
         if g.get("lost")
     ]
+
+
+def collect_events(
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    api: k8s.ApiClient | None = None,
+    namespaces: list[str] | None = None,
+    archive: str | None = None,
+    live: bool = True,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Events of the window from the API server and, if given, an archive (local path or s3://).
+
+    Args:
+        start: window start (UTC).
+        end: window end (UTC).
+        api: Kubernetes client (default: the configured cluster).
+        namespaces: only these namespaces (events of cluster-scoped objects are always kept).
+        archive: an ``opsbook events archive`` output to read older events from.
+        live: also read the API server (False: the archive only, e.g. offline).
+
+    Returns:
+        (events frame as :func:`opsbook.k8s.events.normalise_events`, notes about sources that were unavailable).
+    """
+    notes: list[str] = []
+    raw: list[dict[str, Any]] = []
+    if live:
+        got, n = k8s_events.list_events(api)
+        raw.extend(got)
+        notes.extend(n)
+    if archive:
+        archived = read_archive(archive, start, end)
+        raw.extend(archived)
+        notes.append(f"{len(archived)} events read from the archive {archive}")
+        notes.extend(gap_notes(read_gaps(archive, start, end), archive))
+    df = k8s_events.in_window(k8s_events.normalise_events(raw), start, end)
+    if namespaces:
+        df = df[df["namespace"].isin(namespaces) | (df["namespace"] == "") | (df["kind"] == "Node")]
+        df = df.reset_index(drop=True)
+    if not len(df):
+        oldest = "the last hour" if live else "nothing"
+        notes.append(f"no events in the window (the API server keeps {oldest}; use `opsbook events archive`)")
+    return df, notes

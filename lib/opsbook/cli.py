@@ -17,22 +17,49 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from opsbook.errors import BadInput, OpsbookError
+from opsbook.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_ENVIRONMENT,
+    EXIT_EXECUTION,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    BadInput,
+    OpsbookError,
+    SandboxError,
+    exit_code_of,
+)
 
 if TYPE_CHECKING:
     from opsbook.engine.catalog import Runbook
 
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_BAD_INPUT = 2
-EXIT_EXECUTION = 3
-EXIT_ENVIRONMENT = 4
+__all__ = ["EXIT_BAD_INPUT", "EXIT_ENVIRONMENT", "EXIT_EXECUTION", "EXIT_FINDINGS", "EXIT_OK", "app", "main"]
 
 console = Console(stderr=True)
 out = Console()
 
+
+def report_error(e: OpsbookError) -> int:
+    """Say ``e`` in one paragraph on stderr (no traceback) and return its exit code (:mod:`opsbook.errors`)."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/bold red] {escape(str(e))}", soft_wrap=True)
+    return exit_code_of(e)
+
+
+class _Commands(TyperGroup):
+    """The root command group: the one place an opsbook error becomes a paragraph and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except OpsbookError as e:
+            raise typer.Exit(report_error(e)) from e
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="opsbook",
     help=(
         "Runbook notebooks for a kops-on-AWS Kubernetes cluster.\n\n"
@@ -80,12 +107,6 @@ def _need(module: str, extra: str) -> None:
         raise typer.Exit(EXIT_ENVIRONMENT)
 
 
-def _fail(e: OpsbookError) -> typer.Exit:
-    code = EXIT_BAD_INPUT if isinstance(e, BadInput) else EXIT_ENVIRONMENT
-    console.print(f"[bold red]error:[/bold red] {e}")
-    return typer.Exit(code)
-
-
 def _version(value: bool) -> None:
     if value:
         from opsbook import __version__
@@ -107,7 +128,7 @@ def _complete_runbook(incomplete: str) -> list[str]:
 
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
-        raise _fail(BadInput(f"--format {fmt!r}: choose text or json"))
+        raise BadInput(f"--format {fmt!r}: choose text or json")
 
 
 @app.callback()
@@ -136,21 +157,15 @@ def toolchain_cmd(
     """Build (or confirm) the pinned control-plane binaries in ~/.cache/opsbook/bin (and kops with --kops)."""
     from opsbook.sandbox.toolchain import ensure_toolchain
 
-    try:
-        tc = ensure_toolchain(_say)
-    except OpsbookError as e:
-        raise _fail(e) from e
+    tc = ensure_toolchain(_say)
     for name, path in tc.paths().items():
         out.print(f"{name:26} {path}")
     if not kops:
         return
     from opsbook.kops.toolchain import ensure_kops, ensure_kops_assets
 
-    try:
-        kops_bin = ensure_kops(_say)
-        repo = ensure_kops_assets(_say)  # nodeup/protokube/channels for offline `kops update` (arm64 is slow)
-    except OpsbookError as e:
-        raise _fail(e) from e
+    kops_bin = ensure_kops(_say)
+    repo = ensure_kops_assets(_say)  # nodeup/protokube/channels for offline `kops update` (arm64 is slow)
     out.print(f"{'kops':26} {kops_bin}")
     out.print(f"{'kops file repository':26} {repo}")
 
@@ -182,17 +197,14 @@ def sandbox_up(
     from opsbook.sandbox.cluster import Timing
 
     if backend not in ("auto", "kwok", "kind", "kubeconfig"):
-        raise _fail(BadInput(f"--backend {backend!r} is not one of auto, kwok, kind, kubeconfig"))
+        raise BadInput(f"--backend {backend!r} is not one of auto, kwok, kind, kubeconfig")
     spec = ClusterSpec(node_count=nodes, node_size=node_size, master_size=master_size)
     timing = Timing(
         heartbeat_factor=heartbeat_factor,
         not_ready_toleration_s=toleration_seconds,
         unreachable_toleration_s=toleration_seconds,
     )
-    try:
-        Sandbox(name).up(spec=spec, timing=timing, kubeconfig=kubeconfig, backend=backend, progress=_say)
-    except OpsbookError as e:
-        raise _fail(e) from e
+    Sandbox(name).up(spec=spec, timing=timing, kubeconfig=kubeconfig, backend=backend, progress=_say)
     out.print(f"source {env_file(name)}")
 
 
@@ -201,10 +213,7 @@ def sandbox_down(name: Annotated[str, typer.Option(help="Sandbox name.")] = "ops
     """Stop everything the sandbox started."""
     from opsbook.sandbox import Sandbox
 
-    try:
-        Sandbox(name).down(progress=_say)
-    except OpsbookError as e:
-        raise _fail(e) from e
+    Sandbox(name).down(progress=_say)
 
 
 @sandbox_app.command("status")
@@ -236,7 +245,7 @@ def sandbox_env(
 
     f = env_file(name)
     if not f.exists():
-        raise _fail(OpsbookError(f"sandbox {name!r} is not up: run `opsbook sandbox up --name {name}`"))
+        raise SandboxError(f"sandbox {name!r} is not up: run `opsbook sandbox up --name {name}`")
     sys.stdout.write(f"{f}\n" if path else f.read_text())
 
 
@@ -248,10 +257,7 @@ def sandbox_kops_validate(
     """Run the real `kops validate cluster -o json` against the sandbox (exit code: kops')."""
     from opsbook.cli_kops import kops_validate_command
 
-    try:
-        code = kops_validate_command(name, compare, out.print_json)
-    except OpsbookError as e:
-        raise _fail(e) from e
+    code = kops_validate_command(name, compare, out.print_json)
     raise typer.Exit(code)
 
 
@@ -303,10 +309,7 @@ def list_cmd(fmt: FormatOption = "text") -> None:
     table.add_column("purpose")
     table.add_column("changes things?")
     table.add_column("parameters")
-    try:
-        runbooks = catalog()
-    except OpsbookError as e:
-        raise _fail(e) from e
+    runbooks = catalog()
     if fmt == "json":
         from opsbook.engine.describe import runbook_dict
 
@@ -332,10 +335,7 @@ def describe_cmd(
     from opsbook.engine.catalog import find_runbook
 
     _check_format(fmt)
-    try:
-        rb = find_runbook(runbook)
-    except OpsbookError as e:
-        raise _fail(e) from e
+    rb = find_runbook(runbook)
     if fmt == "json":
         from opsbook.engine.describe import runbook_dict
 
@@ -392,36 +392,36 @@ def run_cmd(
     from opsbook.report import SEVERITIES
 
     _check_format(fmt)
-    try:
-        if fail_on not in SEVERITIES:
-            raise BadInput(f"--fail-on {fail_on!r}: choose one of {', '.join(SEVERITIES)}")
-        from opsbook.engine.notify import alert_config
+    if fail_on not in SEVERITIES:
+        raise BadInput(f"--fail-on {fail_on!r}: choose one of {', '.join(SEVERITIES)}")
+    from opsbook.engine.storage import check_output
 
-        rb, params = _load_params(runbook, param or [], params_file or [])
-        env = None
-        if sandbox:
-            from opsbook.sandbox import active_env
+    check_output(output)  # a bad --output is bad input: exit 2 before anything runs
+    from opsbook.engine.notify import alert_config
 
-            env = active_env(sandbox)
-        alerts = alert_config(notify or [], heartbeat)
-        if context:
-            import os
+    rb, params = _load_params(runbook, param or [], params_file or [])
+    env = None
+    if sandbox:
+        from opsbook.sandbox import active_env
 
-            from opsbook.engine.identity import kubeconfig_for_context
+        env = active_env(sandbox)
+    alerts = alert_config(notify or [], heartbeat)
+    if context:
+        import os
 
-            ctx_file = kubeconfig_for_context(context, {**os.environ, **(env or {})})  # checks the name too
-            try:  # check the cluster the run will use, not the kubeconfig's current context
-                problems = envcheck.check_environment(rb.needs, {**(env or {}), "KUBECONFIG": str(ctx_file)})
-            finally:
-                ctx_file.unlink(missing_ok=True)
-        else:
-            problems = envcheck.check_environment(rb.needs, env)
-        if not problems:
-            from opsbook.engine.precheck import run_precheck
+        from opsbook.engine.identity import kubeconfig_for_context
 
-            run_precheck(rb, params, env)  # a runbook's own input checks: exit 2 before the kernel starts
-    except OpsbookError as e:
-        raise _fail(e) from e
+        ctx_file = kubeconfig_for_context(context, {**os.environ, **(env or {})})  # checks the name too
+        try:  # check the cluster the run will use, not the kubeconfig's current context
+            problems = envcheck.check_environment(rb.needs, {**(env or {}), "KUBECONFIG": str(ctx_file)})
+        finally:
+            ctx_file.unlink(missing_ok=True)
+    else:
+        problems = envcheck.check_environment(rb.needs, env)
+    if not problems:
+        from opsbook.engine.precheck import run_precheck
+
+        run_precheck(rb, params, env)  # a runbook's own input checks: exit 2 before the kernel starts
     if problems:
         console.print(f"[bold red]environment:[/bold red] {envcheck.fix_it(problems)}")
         result = envcheck.environment_report(rb, params, problems, output, env, alerts)
@@ -553,12 +553,9 @@ def schedule_render(
     """Print the manifests (ClusterRole, Namespace, ServiceAccount, binding, ConfigMap, CronJob)."""
     from opsbook.engine import schedule
 
-    try:
-        objs = _schedule_objs(
-            runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
-        )
-    except OpsbookError as e:
-        raise _fail(e) from e
+    objs = _schedule_objs(
+        runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
+    )
     sys.stdout.write(schedule.to_yaml(objs))
 
 
@@ -580,14 +577,11 @@ def schedule_apply(
     """Server-side apply the manifests (field manager opsbook) to the current cluster (KUBECONFIG)."""
     from opsbook.engine import schedule
 
-    try:
-        objs = _schedule_objs(
-            runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
-        )
-        for done in schedule.apply(objs):
-            out.print(f"applied {done}")
-    except OpsbookError as e:
-        raise _fail(e) from e
+    objs = _schedule_objs(
+        runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
+    )
+    for done in schedule.apply(objs):
+        out.print(f"applied {done}")
 
 
 @schedule_app.command("list")
@@ -595,10 +589,7 @@ def schedule_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-
     """Every opsbook CronJob on the current cluster, with its next runs."""
     from opsbook.engine import schedule
 
-    try:
-        rows = schedule.list_schedules()
-    except OpsbookError as e:
-        raise _fail(e) from e
+    rows = schedule.list_schedules()
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -619,11 +610,8 @@ def schedule_delete(
     """Remove a schedule and everything apply created for it (shared objects go with the last schedule)."""
     from opsbook.engine import schedule
 
-    try:
-        for what in schedule.delete(runbook, namespace):
-            out.print(f"deleted {what}")
-    except OpsbookError as e:
-        raise _fail(e) from e
+    for what in schedule.delete(runbook, namespace):
+        out.print(f"deleted {what}")
 
 
 @app.command("drill")
@@ -643,24 +631,21 @@ def drill_cmd(
     from opsbook.sandbox import Sandbox, drills
 
     sb = Sandbox(name)
-    try:
-        st = sb.state()
-        if st is None:
-            raise OpsbookError(f"sandbox {name!r} is not up: run `opsbook sandbox up --name {name}` first")
-        if not reset and scenario is None:
-            raise BadInput(f"name a drill ({', '.join(drills.DRILLS)}) or pass --reset")
-        if scenario is not None and scenario not in drills.DRILLS:
-            raise BadInput(f"no drill called {scenario!r}; choose one of {', '.join(drills.DRILLS)}")
-        sb.activate()
-        api = api_client(st.kubeconfig)
-        if reset:
-            for line in drills.reset(sb, api) or ["nothing to undo"]:
-                out.print(f"undone: {line}")
-            return
-        assert scenario is not None
-        result = drills.run_drill(scenario, sb, api)
-    except OpsbookError as e:
-        raise _fail(e) from e
+    st = sb.state()
+    if st is None:
+        raise SandboxError(f"sandbox {name!r} is not up: run `opsbook sandbox up --name {name}` first")
+    if not reset and scenario is None:
+        raise BadInput(f"name a drill ({', '.join(drills.DRILLS)}) or pass --reset")
+    if scenario is not None and scenario not in drills.DRILLS:
+        raise BadInput(f"no drill called {scenario!r}; choose one of {', '.join(drills.DRILLS)}")
+    sb.activate()
+    api = api_client(st.kubeconfig)
+    if reset:
+        for line in drills.reset(sb, api) or ["nothing to undo"]:
+            out.print(f"undone: {line}")
+        return
+    assert scenario is not None
+    result = drills.run_drill(scenario, sb, api)
     out.print(f"[bold]drill {result.scenario}[/bold] started {result.started}")
     for line in result.did:
         out.print(f"  did: {line}")
@@ -697,18 +682,15 @@ def lab_cmd(
     from opsbook.sandbox import active_env
 
     env: dict[str, str] = {}
-    try:
-        rb, params = _load_params(runbook, param or [], params_file or []) if runbook else (None, {})
-        check_workspace(workspace)
-        if kubeconfig is not None:
-            if not kubeconfig.exists():
-                raise BadInput(f"--kubeconfig {kubeconfig} does not exist")
-            env["KUBECONFIG"] = str(kubeconfig.resolve())
-        elif not os.environ.get("KUBECONFIG"):
-            env = active_env(name)
-        directory, notebook = prepare_workspace(rb, params, workspace)
-    except OpsbookError as e:
-        raise _fail(e) from e
+    rb, params = _load_params(runbook, param or [], params_file or []) if runbook else (None, {})
+    check_workspace(workspace)
+    if kubeconfig is not None:
+        if not kubeconfig.exists():
+            raise BadInput(f"--kubeconfig {kubeconfig} does not exist")
+        env["KUBECONFIG"] = str(kubeconfig.resolve())
+    elif not os.environ.get("KUBECONFIG"):
+        env = active_env(name)
+    directory, notebook = prepare_workspace(rb, params, workspace)
     import signal
 
     def _stop(*_: object) -> None:  # SIGTERM (a supervisor, a test) stops JupyterLab too, as Ctrl-C does

@@ -14,8 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from opsbook.errors import BadInput, OpsbookError
-
 log = logging.getLogger(__name__)
 
 events_app = typer.Typer(
@@ -52,7 +50,7 @@ def archive(
     resourceVersion, lists again on 410 Gone) and its own restart (a high-water mark beside the
     archive). Where events may be missing it writes a gap marker, which outage-analysis reports.
     The outage-analysis runbook reads the archive (parameter ``events_archive``) for windows older
-    than the API server keeps. Exit codes: 0 ok, 2 bad input, 4 cluster/AWS unreachable.
+    than the API server keeps. Exit codes: 0 ok, 2 bad input, 3 an API call failed, 4 cluster/AWS unreachable.
     """
     from opsbook.archive import archive_events
 
@@ -81,12 +79,6 @@ def archive(
             max_chunk_lines=chunk_lines,
             heartbeat=heartbeat_file,
         )
-    except BadInput as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise typer.Exit(2) from e
-    except OpsbookError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise typer.Exit(4) from e
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)

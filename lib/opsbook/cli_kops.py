@@ -10,16 +10,16 @@ from collections.abc import Callable
 from typing import Any
 
 from opsbook.analysis import validate
+from opsbook.errors import SandboxError, ToolchainError
 from opsbook.k8s.client import api_client
 from opsbook.kops.toolchain import kops_path
+from opsbook.runbooks import validate_cluster
 from opsbook.sandbox import Sandbox
 from opsbook.sandbox import kops_validate as kv
 
 
 def compare(sb: Sandbox) -> tuple[kv.KopsRun, validate.Validation]:
     """Run kops and opsbook on the same sandbox (state published first); return both."""
-    from opsbook.errors import ToolchainError
-
     kops = kops_path()
     if not kops.exists():
         raise ToolchainError(f"kops is not built ({kops}): run `opsbook toolchain` (it builds kops v1.33.1)")
@@ -29,8 +29,8 @@ def compare(sb: Sandbox) -> tuple[kv.KopsRun, validate.Validation]:
     theirs = kv.run(sb, kops)
     api = api_client(st.kubeconfig)
     try:
-        src = validate.Sources(api=api, cluster=st.cluster_name, region=st.region, state_store=store)
-        ours = validate.evaluate(validate.collect(src))
+        src = validate_cluster.Sources(api=api, cluster=st.cluster_name, region=st.region, state_store=store)
+        ours = validate.evaluate(validate_cluster.collect(src))
     finally:
         api.close()
     return theirs, ours
@@ -40,8 +40,6 @@ def kops_validate_command(name: str, with_opsbook: bool, emit: Callable[[str], A
     """Print kops' JSON (and opsbook's kops group beside it); return kops' exit code."""
     sb = Sandbox(name)
     if not with_opsbook:
-        from opsbook.errors import SandboxError
-
         kops = kops_path()
         if sb.state() is None:
             raise SandboxError(f"sandbox {name!r} is not up")

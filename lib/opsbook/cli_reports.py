@@ -9,18 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from opsbook.errors import BadInput, OpsbookError
-
 reports_app = typer.Typer(help="Report history: list, show, diff, prune.", no_args_is_help=True)
 out = Console()
-err = Console(stderr=True)
 
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Directory or s3://bucket/prefix of the reports.")]
-
-
-def _fail(e: OpsbookError) -> typer.Exit:
-    err.print(f"[bold red]error:[/bold red] {e}")
-    return typer.Exit(2 if isinstance(e, BadInput) else 4)
 
 
 def _entries(output: str) -> tuple[Any, list[dict[str, Any]]]:
@@ -42,10 +34,7 @@ def list_cmd(
     """Saved runs, newest first."""
     from opsbook.engine import history
 
-    try:
-        _, entries = _entries(output)
-    except OpsbookError as exc:
-        raise _fail(exc) from exc
+    _, entries = _entries(output)
     rows = [
         e
         for e in history.newest_first(entries)
@@ -74,11 +63,8 @@ def show_cmd(
     """A run's JSON summary."""
     from opsbook.engine import history
 
-    try:
-        store, entries = _entries(output)
-        out.print_json(json.dumps(history.show(store, history.find(entries, run)), default=str))
-    except OpsbookError as e:
-        raise _fail(e) from e
+    store, entries = _entries(output)
+    out.print_json(json.dumps(history.show(store, history.find(entries, run)), default=str))
 
 
 @reports_app.command("diff")
@@ -91,11 +77,8 @@ def diff_cmd(
     """New, resolved and unchanged findings between two runs, and the score change."""
     from opsbook.engine import history
 
-    try:
-        _, entries = _entries(output)
-        d = history.diff(history.find(entries, a), history.find(entries, b))
-    except OpsbookError as e:
-        raise _fail(e) from e
+    _, entries = _entries(output)
+    d = history.diff(history.find(entries, a), history.find(entries, b))
     if as_json:
         out.print_json(json.dumps(d, default=str))
         return
@@ -118,10 +101,7 @@ def prune_cmd(
     from opsbook.engine import history
     from opsbook.engine.storage import storage_for
 
-    try:
-        pruned = history.prune(storage_for(output), keep=keep, keep_days=keep_days)
-    except OpsbookError as e:
-        raise _fail(e) from e
+    pruned = history.prune(storage_for(output), keep=keep, keep_days=keep_days)
     for d in pruned.deleted:
         out.print(f"deleted {d}")
     out.print(f"{len(pruned.deleted)} runs deleted, {pruned.kept} kept")

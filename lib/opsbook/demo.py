@@ -25,7 +25,7 @@ from rich.table import Table
 from opsbook.engine.catalog import find_runbook
 from opsbook.engine.params import parse_parameters
 from opsbook.engine.run import RunResult, run_runbook
-from opsbook.errors import OpsbookError
+from opsbook.errors import OpsbookError, exit_code_of
 from opsbook.report import SEVERITY_RANK
 from opsbook.sandbox import Sandbox
 
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                 for line in drill.did:
                     console.print(f"  {line}")
     except OpsbookError as e:
-        console.print(f"[red]demo failed:[/red] {e}")
-        return 4
+        console.print(f"[red]demo failed:[/red] {escape(str(e))}")
+        return exit_code_of(e)  # the tree's code, as the CLI's (opsbook.errors)
     finally:
         if not args.keep:
             console.rule("[bold]teardown")

@@ -28,7 +28,7 @@ from papermill.parameterize import parameterize_notebook
 from opsbook.engine.catalog import Runbook, catalog, notebooks_dir
 from opsbook.engine.redact import redact_notebook, secret_values
 from opsbook.errors import BadInput
-from opsbook.sandbox.procs import free_port
+from opsbook.procs import free_port
 
 SAVE_HOOK = "opsbook.lab.redact_on_save"
 

@@ -14,8 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 import opsbook.plots  # noqa: F401 - shows returned Figures as PNG in notebooks
-from opsbook.aws.session import boundary as aws_boundary
-from opsbook.aws.session import client as aws_client
+from opsbook.aws.asg import cluster_instances
 from opsbook.k8s.client import api_client, list_all
 from opsbook.k8s.client import boundary as k8s_boundary
 from opsbook.report import finding
@@ -72,32 +71,9 @@ def instances_table(
     Returns:
         DataFrame with columns instance_id, instance_group, instance_type, zone, state, private_dns, launch_time.
     """
-    ec2 = ec2 or aws_client("ec2", region)
-    rows = []
-    with aws_boundary("describing the cluster's EC2 instances"):
-        pages = ec2.get_paginator("describe_instances").paginate(
-            Filters=[
-                {"Name": "tag:KubernetesCluster", "Values": [cluster_name]},
-                # terminated instances linger in describe output for about an hour: not inventory
-                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-            ]
-        )
-        for page in pages:
-            for res in page["Reservations"]:
-                for i in res["Instances"]:
-                    tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
-                    rows.append(
-                        {
-                            "instance_id": i["InstanceId"],
-                            "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
-                            "instance_type": i["InstanceType"],
-                            "zone": i["Placement"]["AvailabilityZone"],
-                            "state": i["State"]["Name"],
-                            "private_dns": i.get("PrivateDnsName", ""),
-                            "launch_time": pd.Timestamp(i["LaunchTime"]),
-                        }
-                    )
-    df = pd.DataFrame(rows, columns=INSTANCE_COLUMNS)
+    # terminated instances linger in describe output for about an hour: not inventory
+    df = cluster_instances(cluster_name, region, ec2, ("pending", "running", "stopping", "stopped"))
+    df = df[INSTANCE_COLUMNS]
     if max_age_days is not None and not df.empty:
         df = df[df["launch_time"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=max_age_days)]
     return df.sort_values(["instance_group", "instance_id"], ignore_index=True)

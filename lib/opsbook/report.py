@@ -21,6 +21,8 @@ from opsbook.display import plain
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 METADATA_KEY = "opsbook"
+ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
+"""An evidence row (k8s and AWS evidence, detectors, the timeline): one thing that happened and its proof."""
 
 _COLLECTED: list[Finding] = []
 _RECORDS: dict[str, Any] = {}

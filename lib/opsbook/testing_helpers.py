@@ -37,3 +37,11 @@ def pause(seconds: float) -> float:
 
     time.sleep(seconds)
     return seconds
+
+
+def raise_error(name: str) -> None:
+    """Raise the :mod:`opsbook.errors` class called ``name`` (the exit-code tests' notebook)."""
+    from opsbook import errors
+
+    cls = getattr(errors, name)
+    raise cls(f"{name} raised on purpose by the exit-code test notebook")

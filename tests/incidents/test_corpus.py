@@ -26,9 +26,9 @@ import pytest
 from incident_scenarios import SCENARIOS, Ctx, Scenario, new_run_id, settle, start_workloads
 from kubernetes import client as k8s
 
+from opsbook import archive as events_archive
 from opsbook.analysis import detectors, postmortem, timeline
 from opsbook.aws import evidence as aws_evidence
-from opsbook.k8s import events as k8s_events
 from opsbook.k8s import evidence as k8s_evidence
 from opsbook.sandbox import Sandbox, drills
 
@@ -81,7 +81,7 @@ def corpus(sandbox: Sandbox, api: k8s.ApiClient, request: pytest.FixtureRequest)
 def analyse(start: dt.datetime, end: dt.datetime, extra: list[str], st: Any) -> tuple[pd.DataFrame, Any, Any, Any]:
     """The outage-analysis notebook's steps 1-6 (and its timeline), as library calls."""
     inc = timeline.incident(start.isoformat(), end.isoformat(), 2, title="corpus", extra_metrics=extra)
-    events, _ = k8s_events.collect_events(inc.history_start, inc.end)
+    events, _ = events_archive.collect_events(inc.history_start, inc.end)
     state, _ = k8s_evidence.collect_k8s_evidence()
     aws_rows, metrics, instances, _ = aws_evidence.collect_aws_evidence(
         st.cluster_name, inc.start, inc.end, st.region, inc.extra_metrics

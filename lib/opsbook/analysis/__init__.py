@@ -1,1 +1,1 @@
-"""analysis package."""
+"""Pure analysis: DataFrames in, DataFrames and findings out; no Kubernetes or AWS client (an import contract)."""

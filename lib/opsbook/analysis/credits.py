@@ -15,25 +15,42 @@ calls AWS. The AWS formulas (EC2 user guide, burstable performance instances):
   24 h of earnings or the instance stops.
 
 The credit table and the reference prices live once, in ``opsbook/data/*.csv``
-with their source and date in the header comment.
+with their source and date in the header comment, read by :mod:`opsbook.data`.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import re
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import pandas as pd
 
+from opsbook.data.tables import (
+    BURSTABLE_ALTERNATIVES,
+    FIXED_FAMILIES,
+    CreditSpec,
+    credit_spec,
+    credit_table,
+    credit_table_source,
+    is_burstable,
+    reference_prices,
+    reference_prices_source,
+)
+
+__all__ = [  # the table loaders live in opsbook.data.tables; re-exported for notebooks and tests
+    "BURSTABLE_ALTERNATIVES",
+    "FIXED_FAMILIES",
+    "CreditSpec",
+    "credit_spec",
+    "credit_table",
+    "credit_table_source",
+    "is_burstable",
+    "reference_prices",
+    "reference_prices_source",
+]
+
 HOURS_PER_MONTH = 730.0
 THROTTLE_BALANCE = 1.0  # credits: "balance ≈ 0"
-FIXED_FAMILIES = ("m5", "m6i", "c5")  # non-burstable equivalents offered as alternatives
-BURSTABLE_ALTERNATIVES = ("t3", "t3a")  # same-size unlimited alternatives (x86_64 only: no t4g)
 UNDER_PROVISIONED_FIXED_P95 = 90.0  # % CPU: a fixed-performance instance this busy needs more
 EXHAUSTION_HIGH_H = 24.0
 EXHAUSTION_MEDIUM_H = 72.0
@@ -66,108 +83,6 @@ SUMMARY_COLUMNS = [
     "classification",
     "reason",
 ]
-
-
-# -- the data files ------------------------------------------------------------------------------
-def _read_data(name: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Read a shipped CSV and its header comment (``# key: value`` lines, indented continuations)."""
-    text = resources.files("opsbook.data").joinpath(name).read_text(encoding="utf-8")
-    meta: dict[str, str] = {}
-    key = ""
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        if m := re.match(r"#\s?([a-z_]+):\s*(.*)", line):
-            key = m.group(1)
-            meta[key] = m.group(2).strip()
-        elif key and re.match(r"#\s{2,}\S", line):
-            meta[key] = f"{meta[key]} {line.lstrip('#').strip()}"
-        else:
-            key = ""
-    return pd.read_csv(io.StringIO(text), comment="#"), meta
-
-
-@cache
-def _credit_table() -> tuple[pd.DataFrame, dict[str, str]]:
-    df, meta = _read_data("burstable_credits.csv")
-    df["instance_type"] = df["family"] + "." + df["size"]
-    df["baseline_pct"] = df["earn_per_hour"] / df["vcpu"] / 60 * 100
-    return df, meta
-
-
-def credit_table() -> pd.DataFrame:
-    """The burstable credit table (a copy).
-
-    Returns:
-        Columns ``family, size, instance_type, vcpu, earn_per_hour, max_balance,
-        launch_credits, surplus_usd_per_vcpu_hour, default_mode, baseline_pct``.
-    """
-    return _credit_table()[0].copy()
-
-
-def credit_table_source() -> dict[str, str]:
-    """The credit table's ``source`` and ``as_of`` (from its header comment)."""
-    return dict(_credit_table()[1])
-
-
-@cache
-def _reference_prices() -> tuple[pd.DataFrame, dict[str, str]]:
-    return _read_data("prices.csv")
-
-
-def reference_prices() -> pd.DataFrame:
-    """The shipped reference On-Demand price table (a copy).
-
-    Returns:
-        Columns ``region, instance_type, usd_per_hour, vcpu, memory_gib, arch``.
-    """
-    return _reference_prices()[0].copy()
-
-
-def reference_prices_source() -> dict[str, str]:
-    """The reference price table's ``region``, ``source`` and ``as_of`` header fields."""
-    return dict(_reference_prices()[1])
-
-
-@dataclass(frozen=True)
-class CreditSpec:
-    """Credit facts of one burstable instance type."""
-
-    instance_type: str
-    vcpu: int
-    earn_per_hour: float
-    max_balance: float
-    launch_credits: float
-    surplus_usd_per_vcpu_hour: float
-    default_mode: str
-
-    @property
-    def baseline_pct(self) -> float:
-        """Baseline CPU utilisation in percent of all vCPUs."""
-        return self.earn_per_hour / self.vcpu / 60 * 100
-
-
-def credit_spec(instance_type: str) -> CreditSpec | None:
-    """The credit facts of ``instance_type``, or None when it is not a burstable type."""
-    df = _credit_table()[0]
-    row = df[df["instance_type"] == instance_type]
-    if row.empty:
-        return None
-    r = row.iloc[0]
-    return CreditSpec(
-        instance_type,
-        int(r["vcpu"]),
-        float(r["earn_per_hour"]),
-        float(r["max_balance"]),
-        float(r["launch_credits"]),
-        float(r["surplus_usd_per_vcpu_hour"]),
-        str(r["default_mode"]),
-    )
-
-
-def is_burstable(instance_type: str) -> bool:
-    """Whether the type earns CPU credits (T2, T3, T3a, T4g)."""
-    return credit_spec(instance_type) is not None
 
 
 # -- formulas ---------------------------------------------------------------------------------------
@@ -278,7 +193,7 @@ def _last(s: pd.Series) -> float:
 
 def _fixed_over_threshold(vcpu: int) -> float:
     """Highest baseline of an x86 burstable with ``vcpu`` vCPUs: below it, a burstable never needs credits."""
-    df = _credit_table()[0]
+    df = credit_table()
     same = df[(df["vcpu"] == vcpu) & df["family"].isin((*BURSTABLE_ALTERNATIVES, "t2"))]
     return float(same["baseline_pct"].max()) if not same.empty else 20.0
 
@@ -311,7 +226,7 @@ def credit_summary(
     """
     w = wide(metrics)
     throttled = throttled_periods(metrics, inventory)
-    ref = _reference_prices()[0]
+    ref = reference_prices()
     vcpus = {**dict(zip(ref["instance_type"], ref["vcpu"].astype(int), strict=True)), **(vcpus or {})}
     periods_per_5min = period_s / 300
     rows: list[dict[str, Any]] = []

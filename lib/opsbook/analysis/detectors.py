@@ -56,7 +56,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-_ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
+from opsbook.report import ROW_COLUMNS
+
 FINDING_COLUMNS = [
     "rank", "kind", "check", "severity", "time", "object", "message", "evidence", "score", "data",
 ]
@@ -489,7 +490,7 @@ def metric_milestones(metrics: pd.DataFrame, zero_balance: float = 0.5) -> pd.Da
     Returns:
         Rows with ``time, source='metric', object='Metric/<name>/<id>', what, detail, severity, evidence``.
     """
-    cols = ["time", "source", "object", "what", "detail", "severity", "evidence"]
+    cols = ROW_COLUMNS
     recs: list[tuple[Any, ...]] = []
     if metrics.empty:
         return pd.DataFrame(recs, columns=cols).astype({"time": "datetime64[ns, UTC]"})
@@ -1221,7 +1222,7 @@ def run_detectors(
             pd.concat(frames, ignore_index=True)
             if frames
             else pd.DataFrame(
-                {c: pd.Series(dtype="datetime64[ns, UTC]" if c == "time" else "object") for c in _ROW_COLUMNS}
+                {c: pd.Series(dtype="datetime64[ns, UTC]" if c == "time" else "object") for c in ROW_COLUMNS}
             )
         )
     if metrics is None:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.analysis.timeline import Incident
+from opsbook.report import SEVERITY_RANK
 
 
 def impact_start(findings: pd.DataFrame, timeline: pd.DataFrame, incident: Incident) -> pd.Timestamp:
@@ -209,7 +210,7 @@ def draft(
         "|---|---|---|---|---|---|---|",
     ]
     if len(timeline):
-        sev_rank = timeline["severity"].map({"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4})
+        sev_rank = timeline["severity"].map(SEVERITY_RANK)
         keep = (
             timeline.assign(_s=sev_rank).sort_values(["_s", "time"], ascending=[False, True]).head(max_rows)
         )

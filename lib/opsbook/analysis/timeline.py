@@ -18,9 +18,11 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from opsbook.aws.evidence import MetricSpec, check_instance_metrics, parse_metric_spec
+from opsbook.aws.metric_specs import MetricSpec, check_instance_metrics, parse_metric_spec
 from opsbook.display import plain
 from opsbook.errors import BadInput
+from opsbook.report import SEVERITIES, SEVERITY_RANK
+from opsbook.times import parse_time
 
 TIMELINE_COLUMNS = [
     "time",
@@ -102,11 +104,7 @@ class Incident:
 def _parse_time(name: str, value: str | datetime | None) -> pd.Timestamp | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as e:
-        raise BadInput(f"{name}={value!r} is not an ISO-8601 timestamp (e.g. 2024-05-01T00:10:00Z)") from e
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return pd.Timestamp(parse_time(value, name))
 
 
 def incident(
@@ -274,7 +272,7 @@ def collapse(rows: pd.DataFrame, gap: pd.Timedelta | float = 30.0) -> pd.DataFra
     new_run = np.r_[True, (codes[1:] != codes[:-1]) | (t[1:] - prev_last[:-1] > gap.value)]
     starts = np.flatnonzero(new_run)
     run = np.cumsum(new_run) - 1
-    sev = df["severity"].map(_SEV_RANK).fillna(0).to_numpy(dtype="int8")[order]
+    sev = df["severity"].map(SEVERITY_RANK).fillna(0).to_numpy(dtype="int8")[order]
     cnt = df["count"].to_numpy(dtype="int64")[order]
 
     def n_distinct(col: pd.Series) -> np.ndarray:
@@ -292,7 +290,7 @@ def collapse(rows: pd.DataFrame, gap: pd.Timedelta | float = 30.0) -> pd.DataFra
             "what": head["what"],
             "count": np.add.reduceat(cnt, starts),
             "evidence": head["evidence"],
-            "severity": pd.Series(np.maximum.reduceat(sev, starts)).map(dict(enumerate(_SEVERITIES))),
+            "severity": pd.Series(np.maximum.reduceat(sev, starts)).map(dict(enumerate(SEVERITIES))),
         }
     )
     multi = n_obj > 1
@@ -303,10 +301,6 @@ def collapse(rows: pd.DataFrame, gap: pd.Timedelta | float = 30.0) -> pd.DataFra
         n_detail <= 1, head["detail"].astype(str) + " (+" + pd.Series(n_detail - 1).astype(str) + " more)"
     )
     return out[TIMELINE_COLUMNS].sort_values(["time", "source"], kind="stable").reset_index(drop=True)
-
-
-_SEVERITIES = ("info", "low", "medium", "high", "critical")
-_SEV_RANK = {s: i for i, s in enumerate(_SEVERITIES)}
 
 
 def build_timeline(
@@ -354,6 +348,6 @@ def build_timeline(
         # a repeat that began before the window shows at its last occurrence, the one known to be inside
         rows = rows.assign(time=rows["time"].where(rows["time"] >= incident.start, rows["last_time"]))
     if min_severity != "info":
-        rows = rows[rows["severity"].map(_SEV_RANK).fillna(0) >= _SEV_RANK[min_severity]]
+        rows = rows[rows["severity"].map(SEVERITY_RANK).fillna(0) >= SEVERITY_RANK[min_severity]]
     rows = rows.assign(count=rows["count"].fillna(1).astype("int64"))
     return collapse(rows, gap)

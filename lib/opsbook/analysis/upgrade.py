@@ -15,12 +15,13 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import pandas as pd
 
+from opsbook.data import read_text
 from opsbook.errors import BadInput
+from opsbook.k8s.objects import is_mirror_pod, selector_matches
 from opsbook.report import Finding
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -188,7 +189,7 @@ def removed_apis() -> pd.DataFrame:
     Returns:
         Columns ``group_version, kind, deprecated_in, removed_in, replacement, note``.
     """
-    text = resources.files("opsbook.data").joinpath("removed_apis.csv").read_text(encoding="utf-8")
+    text = read_text("removed_apis.csv")
     return pd.read_csv(io.StringIO(text), comment="#", dtype=str, keep_default_na=False)
 
 
@@ -292,26 +293,6 @@ def parse_deprecated_metric(text: str) -> pd.DataFrame:
 # -- preflight: what blocks or hurts a drain --------------------------------------------------------
 
 
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """Whether a LabelSelector (``matchLabels`` + ``matchExpressions``) selects ``labels``."""
-    if not selector:
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in selector.get("matchExpressions") or []:
-        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
 def _ref(o: Mapping[str, Any], kind: str) -> str:
     m = o.get("metadata") or {}
     return f"{kind}/{m.get('namespace')}/{m.get('name')}"
@@ -324,11 +305,6 @@ def _labels(o: Mapping[str, Any]) -> dict[str, str]:
 def _owner_kind(p: Mapping[str, Any]) -> str:
     owners = (p.get("metadata") or {}).get("ownerReferences") or []
     return str(owners[0].get("kind", "")) if owners else ""
-
-
-def is_mirror_pod(p: Mapping[str, Any]) -> bool:
-    """A static pod's mirror (not evictable; kubelet owns it)."""
-    return "kubernetes.io/config.mirror" in ((p.get("metadata") or {}).get("annotations") or {})
 
 
 def drain_blockers(pdbs: Sequence[Mapping[str, Any]], workloads: Sequence[Mapping[str, Any]],
@@ -547,9 +523,6 @@ def estimate(n_nodes: int, pods_per_node: float, provider: str, drain_timeout: f
 
 
 # -- availability ----------------------------------------------------------------------------------
-
-SAMPLE_COLUMNS = ["t", "workload", "kind", "replicas", "ready", "endpoints"]
-
 
 def availability(samples: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
     """Per workload: the minimum ready count seen, against its PDB and replicas, and its downtime.

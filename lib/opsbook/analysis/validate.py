@@ -1,6 +1,6 @@
 """Validate a cluster: ``kops validate cluster`` parity plus opsbook's own checks (beyond kops).
 
-Every check turns a snapshot (:class:`opsbook.k8s.inventory.Snapshot`) into
+Every check turns a snapshot (:class:`opsbook.k8s.objects.Snapshot`) into
 *evaluations*: one row per object it looked at, with an empty severity when the
 object passed. Findings are the evaluations with a severity. The same frame
 gives the score, so exclusions cannot distort it: an excluded row leaves the
@@ -55,25 +55,21 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import os
-import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlparse
 
 import pandas as pd
-from kubernetes import client as k8s
 
 from opsbook.analysis import certs as certmod
 from opsbook.analysis import kops_parity as kp
-from opsbook.aws import asg as asgmod
-from opsbook.errors import AwsError, BadInput, OpsbookError
-from opsbook.k8s import inventory
-from opsbook.k8s.inventory import BURSTABLE_FAMILIES, Snapshot
+from opsbook.aws import kops_model
+from opsbook.data.tables import is_burstable
+from opsbook.errors import BadInput, OpsbookError
+from opsbook.k8s import objects
+from opsbook.k8s.objects import Snapshot
 from opsbook.report import SEVERITIES, SEVERITY_RANK, Finding
 
 log = logging.getLogger(__name__)
@@ -182,7 +178,7 @@ class Inputs:
     notes: dict[str, str] = field(default_factory=dict)
     aws_calls: int = 0
     igs: pd.DataFrame | None = None
-    cloud: asgmod.KopsCloud | None = None
+    cloud: kops_model.KopsCloud | None = None
     api_addresses: list[str] | None = None
 
 
@@ -422,8 +418,8 @@ def check_node_unschedulable(nodes: pd.DataFrame) -> pd.DataFrame:
 
 
 def burstable(instance_type: str) -> bool:
-    """Whether an EC2 instance type earns CPU credits (t2, t3, t3a, t4g)."""
-    return instance_type.split(".", 1)[0] in BURSTABLE_FAMILIES
+    """Whether an EC2 instance type earns CPU credits (t2, t3, t3a, t4g): it is in the credit table."""
+    return is_burstable(instance_type)
 
 
 def check_node_burstable(nodes: pd.DataFrame) -> pd.DataFrame:
@@ -645,131 +641,6 @@ def notes_frame(inputs: Inputs) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["check", "note"])
 
 
-# -- collecting -------------------------------------------------------------------------------------
-
-@dataclass
-class Sources:
-    """Where to look: the cluster, and optionally its AWS side.
-
-    Attributes:
-        api: Kubernetes ApiClient (default: the configured cluster).
-        cluster: kops cluster name (default ``$KOPS_CLUSTER_NAME``); empty = no AWS side.
-        region: AWS region (default: the environment's).
-        state_store: ``s3://...`` kops state store: the instance groups kops validates (empty:
-            ``$KOPS_STATE_STORE``, else the ASGs' tags).
-        asg, ec2, s3: boto3 clients (default: new ones).
-        limit: page size of the list calls.
-    """
-
-    api: k8s.ApiClient | None = None
-    cluster: str = ""
-    region: str = ""
-    state_store: str = ""
-    asg: Any = None
-    ec2: Any = None
-    s3: Any = None
-    limit: int = inventory.DEFAULT_LIMIT
-
-
-def aws_clients(src: Sources) -> None:
-    """Create the missing boto3 clients of ``src`` once, from one session (they are reused per attempt).
-
-    Raises:
-        AwsError: no region or credentials are configured.
-    """
-    from opsbook.aws.session import boundary, session
-
-    with boundary("create AWS clients"):
-        sess = session(src.region or None)
-        src.asg = src.asg or sess.client("autoscaling")
-        src.ec2 = src.ec2 or sess.client("ec2")
-        src.s3 = src.s3 or sess.client("s3")
-
-
-def collect(src: Sources) -> Inputs:
-    """Take a snapshot of the cluster and read its AWS side (read-only).
-
-    AWS, the state store and the TLS handshake degrade to a note when unavailable; the
-    instance-group targets then fall back to ASG desired capacity, then node labels.
-
-    Raises:
-        ClusterUnreachable: the API server does not answer.
-    """
-    snap = inventory.snapshot(src.api, limit=src.limit)
-    notes: dict[str, str] = {}
-    calls = asgmod.Calls()
-    cluster = src.cluster or os.environ.get("KOPS_CLUSTER_NAME", "")
-    region = src.region or None
-    if cluster:
-        try:
-            aws_clients(src)
-        except AwsError as e:
-            notes["kops.instancegroup.size"] = f"AWS unavailable ({e}); instance groups not checked"
-            notes["kops.instance.joined"] = f"skipped: AWS unavailable ({e})"
-            cluster = ""
-    igs: pd.DataFrame | None = None
-    cloud: asgmod.KopsCloud | None = None
-    if cluster:
-        try:
-            cloud = asgmod.kops_cloud(cluster, region, src.asg, src.ec2, calls)
-            for why in cloud.notes:
-                notes.setdefault("kops.instance.joined", why)
-        except AwsError as e:
-            notes["kops.instancegroup.size"] = f"ASGs/instances unreadable ({e}); instance groups not checked"
-            notes["kops.instance.joined"] = f"skipped: ASGs/instances unreadable ({e})"
-    store = src.state_store or os.environ.get("KOPS_STATE_STORE", "")  # where kops itself looks
-    if cloud is not None and store.startswith("s3://"):
-        try:
-            igs = asgmod.state_store_instance_groups(store, cluster, region, src.s3, calls)
-            if igs.empty:
-                notes["kops.instancegroup.missing"] = (f"no instance groups of {cluster} in {store}; "
-                                                       "instance groups from the ASGs' tags instead")
-                igs = None
-        except AwsError as e:
-            notes["kops.instancegroup.missing"] = (f"state store unreadable ({e}); instance groups from the "
-                                                   "ASGs' tags instead")
-    if cloud is not None and igs is None:
-        notes.setdefault("kops.instancegroup.missing", "no state store given: instance groups from the ASGs' "
-                         "tags, so a group whose ASG is gone cannot be seen (set state_store)")
-        a = cloud.asgs[cloud.asgs["instance_group"] != ""]
-        igs = pd.DataFrame({"instance_group": a["instance_group"], "role": a["role"], "min_size": a["min_size"],
-                            "max_size": a["max_size"], "asg": a["asg"]}, columns=asgmod.IG_COLUMNS)
-    if not cluster:
-        notes.setdefault("kops.instance.joined",
-                         "skipped: no cluster name (set cluster_name or $KOPS_CLUSTER_NAME)")
-    if cloud is not None and igs is not None:
-        live = cloud.asgs.set_index("asg")
-        targets = pd.DataFrame(
-            [{"instance_group": r.instance_group, "target": int(live.loc[r.asg, "desired"]),
-              "min_size": int(live.loc[r.asg, "min_size"]), "max_size": int(live.loc[r.asg, "max_size"]),
-              "source": "asg", "asg": r.asg} for r in igs.itertuples(index=False) if r.asg in live.index],
-            columns=asgmod.TARGET_COLUMNS)
-    else:
-        targets = asgmod.label_targets(snap.nodes)
-        notes.setdefault("kops.instancegroup.size", "targets from node labels (no ASG read)")
-    api_addresses = None
-    if cluster and not kp.is_gossip(cluster):
-        api_addresses = resolve(urlparse(snap.server).hostname or "")
-    try:
-        api_certs = certmod.apiserver_certificate(snap.server)
-    except (OSError, ValueError) as e:
-        api_certs = pd.DataFrame(columns=inventory.CERT_COLUMNS)
-        notes["certs.apiserver"] = f"skipped: TLS handshake with {snap.server} failed ({e})"
-    return Inputs(snapshot=snap, targets=targets, instances=cloud.instances if cloud else None,
-                  apiserver_certs=api_certs, notes=notes, aws_calls=calls.count, igs=igs, cloud=cloud,
-                  api_addresses=api_addresses)
-
-
-def resolve(host: str) -> list[str]:
-    """The addresses ``host`` resolves to ([] when it does not resolve or is an IP)."""
-    if not host:
-        return []
-    try:
-        return sorted({str(ai[4][0]) for ai in socket.getaddrinfo(host, None)})
-    except OSError:
-        return []
-
-
 # -- wait / count / interval ------------------------------------------------------------------------
 
 @dataclass
@@ -832,17 +703,17 @@ class ValidationRun:
     @property
     def nodes(self) -> pd.DataFrame:
         """The last snapshot's nodes (``Snapshot.nodes``; empty if nothing was collected)."""
-        return self.last.inputs.snapshot.nodes if self.last else pd.DataFrame(columns=inventory.NODE_COLUMNS)
+        return self.last.inputs.snapshot.nodes if self.last else pd.DataFrame(columns=objects.NODE_COLUMNS)
 
     @property
     def pods(self) -> pd.DataFrame:
         """The last snapshot's pods (``Snapshot.pods``; empty if nothing was collected)."""
-        return self.last.inputs.snapshot.pods if self.last else pd.DataFrame(columns=inventory.POD_COLUMNS)
+        return self.last.inputs.snapshot.pods if self.last else pd.DataFrame(columns=objects.POD_COLUMNS)
 
     @property
     def targets(self) -> pd.DataFrame:
         """Instance-group targets used by the last validation."""
-        return self.last.inputs.targets if self.last else pd.DataFrame(columns=asgmod.TARGET_COLUMNS)
+        return self.last.inputs.targets if self.last else pd.DataFrame(columns=kops_model.TARGET_COLUMNS)
 
     def not_counted(self) -> pd.DataFrame:
         """What the score leaves out: exclusions (per rule) and degraded checks.
@@ -963,57 +834,3 @@ def _run(last: Validation | None, rows: list[dict[str, Any]], passed: bool, reas
          options: Options | None, count: int) -> ValidationRun:
     return ValidationRun(last=last, attempts=pd.DataFrame(rows), passed=passed, reason=reason,
                          options=options or Options(), count=count)
-
-
-def validate_cluster(cluster_name: str = "", region: str = "", state_store: str = "", *, wait: int = 0,
-                     count: int = 1, interval: int = 10, max_unready_nodes: int = 0, cert_days: int = 30,
-                     restart_threshold: int = 5, pending_grace: int = 120, fail_on: str = "high",
-                     exclude: list[str] | tuple[str, ...] | str = (), api: k8s.ApiClient | None = None,
-                     asg: Any = None, ec2: Any = None, s3: Any = None,
-                     say: Callable[[str], None] | None = None) -> ValidationRun:
-    """Validate the cluster (the notebook's one call): collect, evaluate, repeat per wait/count.
-
-    Args:
-        cluster_name: kops cluster name (default ``$KOPS_CLUSTER_NAME``).
-        region: AWS region (default: the environment's).
-        state_store: ``s3://`` kops state store listing the instance groups ("" = ``$KOPS_STATE_STORE``,
-            else the ASGs' tags; targets are always the ASGs' desired capacity, as in kops).
-        wait: seconds to keep validating until it passes (0 = once).
-        count: consecutive passes required.
-        interval: seconds between attempts.
-        max_unready_nodes: worker nodes allowed to be NotReady.
-        cert_days: report certificates expiring within this many days.
-        restart_threshold: report pods restarted this often.
-        pending_grace: seconds a pod may be Pending before it is reported.
-        fail_on: lowest severity outside the kops checks that fails the validation.
-        exclude: ``namespace:<glob>``, ``check:<glob>``, ``object:<glob>`` rules (a list, or one
-            comma-separated string).
-        api: Kubernetes ApiClient (default: the configured cluster).
-        asg: boto3 ``autoscaling`` client (default: a new one).
-        ec2: boto3 ``ec2`` client (default: a new one).
-        s3: boto3 ``s3`` client (default: a new one).
-        say: progress callback.
-
-    Raises:
-        BadInput: a parameter is invalid (nothing was called).
-    """
-    if isinstance(exclude, str):  # e.g. `papermill -p exclude a,b`: the engine passes a list
-        exclude = [r.strip() for r in exclude.split(",") if r.strip()]
-    opts = Options(max_unready_nodes=max_unready_nodes, cert_days=cert_days,
-                   restart_threshold=restart_threshold, pending_grace_s=pending_grace, fail_on=fail_on,
-                   exclude=tuple(exclude))
-    if state_store and not re.match(r"^s3://[^/]+", state_store):
-        raise BadInput(f"state_store {state_store!r} must be an s3:// URL (e.g. s3://my-kops-state) or empty")
-    own = api is None
-    if own:
-        from opsbook.k8s.client import api_client
-
-        api = api_client()
-    src = Sources(api=api, cluster=cluster_name, region=region, state_store=state_store,
-                  asg=asg, ec2=ec2, s3=s3)
-    try:
-        return validate_until(lambda: evaluate(collect(src), opts), wait_s=wait, count=count,
-                              interval_s=interval, options=opts, say=say)
-    finally:
-        if own and api is not None:
-            api.close()  # type: ignore[no-untyped-call]

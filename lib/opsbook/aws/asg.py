@@ -14,31 +14,47 @@ Every call here is read-only (``Describe*``, ``s3:GetObject``/``ListBucket``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 import pandas as pd
 import yaml
 
+from opsbook.aws.kops_model import (
+    CLUSTER_TAG,
+    DETACHED_TAG,
+    IG_COLUMNS,
+    IG_ROLES,
+    IG_TAG,
+    INSTANCE_COLUMNS,
+    KOPS_ASG_COLUMNS,
+    KOPS_INSTANCE_COLUMNS,
+    KOPS_MEMBER_COLUMNS,
+    LIVE_STATES,
+    TARGET_COLUMNS,
+    KopsCloud,
+    label_targets,
+)
+from opsbook.aws.s3url import split_s3
 from opsbook.aws.session import boundary, client
+from opsbook.errors import AwsError
+
+__all__ = [  # kops' AWS model (tags, columns, KopsCloud) is in opsbook.aws.kops_model (pure)
+    "CLUSTER_TAG",
+    "DETACHED_TAG",
+    "IG_COLUMNS",
+    "IG_ROLES",
+    "IG_TAG",
+    "INSTANCE_COLUMNS",
+    "KOPS_ASG_COLUMNS",
+    "KOPS_INSTANCE_COLUMNS",
+    "KOPS_MEMBER_COLUMNS",
+    "LIVE_STATES",
+    "TARGET_COLUMNS",
+    "KopsCloud",
+    "label_targets",
+]
 
 log = logging.getLogger(__name__)
-
-IG_TAG = "kops.k8s.io/instancegroup"
-CLUSTER_TAG = "KubernetesCluster"
-TARGET_COLUMNS = ["instance_group", "target", "min_size", "max_size", "source", "asg"]
-INSTANCE_COLUMNS = ["instance_id", "instance_group", "state", "private_dns", "zone", "instance_type"]
-IG_COLUMNS = ["instance_group", "role", "min_size", "max_size", "asg"]
-# kops InstanceGroup spec.role (any case; "Master" is the v1alpha2 name of ControlPlane) -> kops' lower-case role
-IG_ROLES = {"master": "control-plane", "controlplane": "control-plane", "control-plane": "control-plane",
-            "node": "node", "bastion": "bastion", "apiserver": "apiserver"}
-DETACHED_TAG = "kops.k8s.io/detached-from-asg"
-KOPS_ASG_COLUMNS = ["asg", "desired", "min_size", "max_size", "status", "instance_group", "role"]
-KOPS_MEMBER_COLUMNS = ["asg", "instance_id", "lifecycle_state", "warm"]
-KOPS_INSTANCE_COLUMNS = ["instance_id", "instance_group", "state", "detached", "private_dns", "zone",
-                         "instance_type"]
-
 
 class Calls:
     """Counts AWS API calls (pages) made by this module."""
@@ -51,95 +67,112 @@ def _tags(items: list[dict[str, Any]]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in items or []}
 
 
-def asg_targets(cluster: str, region: str | None = None, asg: Any = None,
-                calls: Calls | None = None) -> pd.DataFrame:
-    """Desired capacity of each of the cluster's ASGs, per instance group.
+def cluster_asg_records(cluster: str, region: str | None = None, asg: Any = None,
+                        calls: Calls | None = None) -> list[dict[str, Any]]:
+    """The cluster's Auto Scaling groups (tag ``KubernetesCluster=<cluster>``), as the API returns them.
 
-    Args:
-        cluster: the kops cluster name (value of the ``KubernetesCluster`` tag).
-        region: AWS region (default: the environment's).
-        asg: an ``autoscaling`` boto3 client (default: a new one).
-        calls: counts the API pages requested.
-
-    Returns:
-        Columns ``instance_group, target, min_size, max_size, source`` (``asg``), ``asg`` (its name).
+    The one ASG lister: :func:`kops_cloud`, the CPU-credit inventory, the outage evidence and the
+    create-cluster façade read the cluster's groups through it.
 
     Raises:
         AwsError: the call failed; ApiUnavailable when denied or absent.
     """
-    rows = []
+    groups: list[dict[str, Any]] = []
     with boundary(f"describe Auto Scaling groups of {cluster}"):
         asg = asg or client("autoscaling", region)
-        pages = asg.get_paginator("describe_auto_scaling_groups").paginate(
-            Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}])
-        for page in pages:
+        for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
+                Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]):
             if calls:
                 calls.count += 1
-            for g in page["AutoScalingGroups"]:
-                tags = _tags(g.get("Tags", []))
-                if tags.get(CLUSTER_TAG) != cluster:
-                    continue
-                ig = tags.get(IG_TAG) or g["AutoScalingGroupName"].removesuffix(f".{cluster}")
-                rows.append({"instance_group": ig, "target": int(g["DesiredCapacity"]),
-                             "min_size": int(g["MinSize"]), "max_size": int(g["MaxSize"]),
-                             "source": "asg", "asg": g["AutoScalingGroupName"]})
-    return pd.DataFrame(rows, columns=TARGET_COLUMNS).sort_values("instance_group", ignore_index=True)
+            groups += [g for g in page["AutoScalingGroups"] if _tags(g.get("Tags", [])).get(CLUSTER_TAG) == cluster]
+    return groups
+
+
+def cluster_instance_records(cluster: str, region: str | None = None, ec2: Any = None,
+                             states: tuple[str, ...] | None = None,
+                             calls: Calls | None = None) -> list[dict[str, Any]]:
+    """The cluster's EC2 instances (tag ``KubernetesCluster=<cluster>``), as the API returns them.
+
+    The one instance lister: :func:`cluster_instances` (and through it :func:`kops_cloud`, the outage
+    evidence, the overview) and the CPU-credit inventory read the cluster's instances through it.
+
+    Args:
+        cluster: the kops cluster name.
+        region: AWS region (default: the environment's).
+        ec2: an ``ec2`` boto3 client (default: a new one).
+        states: only instances in these states (None: any, terminated ones included).
+        calls: counts the API pages requested.
+
+    Raises:
+        AwsError: the call failed; ApiUnavailable when denied or absent.
+    """
+    filters: list[dict[str, Any]] = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]
+    if states is not None:
+        filters.append({"Name": "instance-state-name", "Values": list(states)})
+    out: list[dict[str, Any]] = []
+    with boundary(f"describe instances of {cluster}"):
+        ec2 = ec2 or client("ec2", region)
+        for page in ec2.get_paginator("describe_instances").paginate(Filters=filters,
+                                                                     PaginationConfig={"PageSize": 1000}):
+            if calls:
+                calls.count += 1
+            out += [i for res in page["Reservations"] for i in res["Instances"]]
+    return out
 
 
 def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None,
-                      calls: Calls | None = None) -> pd.DataFrame:
-    """The cluster's pending and running EC2 instances (by the ``KubernetesCluster`` tag).
+                      states: tuple[str, ...] | None = LIVE_STATES, calls: Calls | None = None) -> pd.DataFrame:
+    """The cluster's EC2 instances as a frame (default: pending and running), in the API's order.
 
     Returns:
-        Columns ``instance_id, instance_group, state, private_dns, zone, instance_type``.
+        Columns :data:`~opsbook.aws.kops_model.INSTANCE_COLUMNS`: ``instance_id, instance_group, state,
+        private_dns, zone, instance_type, launch_time, state_reason`` (``StateTransitionReason``),
+        ``detached`` (value of ``kops.k8s.io/detached-from-asg``).
 
     Raises:
         AwsError: the call failed; ApiUnavailable when denied or absent.
     """
     rows = []
-    with boundary(f"describe instances of {cluster}"):
-        ec2 = ec2 or client("ec2", region)
-        pages = ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]},
-                     {"Name": "instance-state-name", "Values": ["pending", "running"]}],
-            PaginationConfig={"PageSize": 1000})
-        for page in pages:
-            if calls:
-                calls.count += 1
-            for res in page["Reservations"]:
-                for i in res["Instances"]:
-                    tags = _tags(i.get("Tags", []))
-                    rows.append({"instance_id": i["InstanceId"], "instance_group": tags.get(IG_TAG, ""),
-                                 "state": i["State"]["Name"], "private_dns": i.get("PrivateDnsName", ""),
-                                 "zone": i["Placement"]["AvailabilityZone"],
-                                 "instance_type": i["InstanceType"]})
-    return pd.DataFrame(rows, columns=INSTANCE_COLUMNS).sort_values("instance_id", ignore_index=True)
+    for i in cluster_instance_records(cluster, region, ec2, states, calls):
+        tags = _tags(i.get("Tags", []))
+        rows.append({"instance_id": i["InstanceId"], "instance_group": tags.get(IG_TAG, ""),
+                     "state": i["State"]["Name"], "private_dns": i.get("PrivateDnsName", ""),
+                     "zone": (i.get("Placement") or {}).get("AvailabilityZone", ""),
+                     "instance_type": i["InstanceType"],
+                     "launch_time": pd.Timestamp(i["LaunchTime"]) if i.get("LaunchTime") else pd.NaT,
+                     "state_reason": i.get("StateTransitionReason", ""), "detached": tags.get(DETACHED_TAG, "")})
+    return pd.DataFrame(rows, columns=INSTANCE_COLUMNS)
 
 
-def state_store_targets(state_store: str, cluster: str, region: str | None = None, s3: Any = None,
-                        calls: Calls | None = None) -> pd.DataFrame:
-    """Instance-group sizes from the kops state store (``spec.minSize`` of each instance group).
+def state_store_documents(state_store: str, cluster: str, region: str | None = None, s3: Any = None,
+                          calls: Calls | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The InstanceGroup documents kops stored for ``cluster`` (``<store>/<cluster>/instancegroup/*``).
 
-    Args:
-        state_store: ``s3://bucket[/prefix]`` as in ``KOPS_STATE_STORE``.
-        cluster: the cluster name (the folder under the state store).
-        region: AWS region of the bucket.
-        s3: an ``s3`` boto3 client.
-        calls: counts the API calls made.
+    The one state-store reader: :func:`state_store_instance_groups` and the CPU-credit inventory's
+    declared credit modes both read through it.
 
     Returns:
-        Columns as :func:`asg_targets` with ``source`` = ``state-store``; empty when the store holds
-        no instance groups for this cluster.
+        ``(instance group name, document)`` per stored instance group.
 
     Raises:
         BadInput: ``state_store`` is not an ``s3://`` URL.
         AwsError: the bucket cannot be read.
     """
-    rows = []
-    for ig in state_store_instance_groups(state_store, cluster, region, s3, calls).itertuples(index=False):
-        rows.append({"instance_group": ig.instance_group, "target": ig.min_size, "min_size": ig.min_size,
-                     "max_size": ig.max_size, "source": "state-store", "asg": ig.asg})
-    return pd.DataFrame(rows, columns=TARGET_COLUMNS).sort_values("instance_group", ignore_index=True)
+    bucket, root = split_s3(state_store, f"state store {state_store!r}")
+    prefix = "/".join(p for p in (root, cluster, "instancegroup") if p) + "/"
+    out: list[tuple[str, dict[str, Any]]] = []
+    with boundary(f"read instance groups of {cluster} from {state_store}"):
+        s3 = s3 or client("s3", region)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            if calls:
+                calls.count += 1
+            for obj in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                if calls:
+                    calls.count += 1
+                doc = yaml.safe_load(body) or {}
+                out.append((str((doc.get("metadata") or {}).get("name") or obj["Key"].rsplit("/", 1)[-1]), doc))
+    return out
 
 
 def asg_name(instance_group: str, role: str, cluster: str) -> str | None:
@@ -169,51 +202,14 @@ def state_store_instance_groups(state_store: str, cluster: str, region: str | No
         BadInput: ``state_store`` is not an ``s3://`` URL.
         AwsError: the bucket cannot be read.
     """
-    from opsbook.errors import BadInput
-
-    url = urlparse(state_store)
-    if url.scheme != "s3" or not url.netloc:
-        raise BadInput(f"state store {state_store!r} is not an s3:// URL (e.g. s3://my-kops-state)")
-    prefix = "/".join(p for p in (url.path.strip("/"), cluster, "instancegroup") if p) + "/"
     rows = []
-    with boundary(f"read instance groups of {cluster} from {state_store}"):
-        s3 = s3 or client("s3", region)
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix=prefix):
-            if calls:
-                calls.count += 1
-            for obj in page.get("Contents", []):
-                body = s3.get_object(Bucket=url.netloc, Key=obj["Key"])["Body"].read()
-                if calls:
-                    calls.count += 1
-                ig = yaml.safe_load(body) or {}
-                spec = ig.get("spec") or {}
-                name = (ig.get("metadata") or {}).get("name") or obj["Key"].rsplit("/", 1)[-1]
-                min_size = int(spec.get("minSize", 1))
-                role = IG_ROLES.get(str(spec.get("role", "Node")).lower(), str(spec.get("role", "")).lower())
-                rows.append({"instance_group": name, "role": role, "min_size": min_size,
-                             "max_size": int(spec.get("maxSize", min_size)),
-                             "asg": asg_name(name, role, cluster) or ""})
+    for name, ig in state_store_documents(state_store, cluster, region, s3, calls):
+        spec = ig.get("spec") or {}
+        min_size = int(spec.get("minSize", 1))
+        role = IG_ROLES.get(str(spec.get("role", "Node")).lower(), str(spec.get("role", "")).lower())
+        rows.append({"instance_group": name, "role": role, "min_size": min_size,
+                     "max_size": int(spec.get("maxSize", min_size)), "asg": asg_name(name, role, cluster) or ""})
     return pd.DataFrame(rows, columns=IG_COLUMNS).sort_values("instance_group", ignore_index=True)
-
-
-@dataclass
-class KopsCloud:
-    """The cluster's AWS side read the way ``kops validate cluster`` reads it (``getCloudGroups``).
-
-    Attributes:
-        asgs: the ASGs tagged ``KubernetesCluster=<cluster>``: ``asg, desired, min_size, max_size,
-            status`` (non-empty = "Delete in progress"), ``instance_group, role`` (from its tags).
-        members: ASG and warm-pool instances: ``asg, instance_id, lifecycle_state, warm``.
-        instances: the cluster's pending/running/stopping/stopped EC2 instances: ``instance_id,
-            instance_group`` (tag), ``state, detached`` (value of ``kops.k8s.io/detached-from-asg``),
-            ``private_dns, zone, instance_type``.
-        notes: what could not be read (e.g. warm pools: the API is missing or denied).
-    """
-
-    asgs: pd.DataFrame
-    members: pd.DataFrame
-    instances: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
 
 
 def kops_cloud(cluster: str, region: str | None = None, asg: Any = None, ec2: Any = None,
@@ -225,20 +221,14 @@ def kops_cloud(cluster: str, region: str | None = None, asg: Any = None, ec2: An
     Raises:
         AwsError: the ASGs or instances cannot be read.
     """
-    from opsbook.errors import AwsError
-
     calls = calls or Calls()
     asg_rows: list[dict[str, Any]] = []
     member_rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    groups: list[dict[str, Any]] = []
-    with boundary(f"describe Auto Scaling groups of {cluster}"):
+    with boundary("create AWS clients"):
         asg = asg or client("autoscaling", region)
-        for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
-                Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]):
-            calls.count += 1
-            groups += [g for g in page["AutoScalingGroups"] if _tags(g.get("Tags", [])).get(CLUSTER_TAG) == cluster]
-    ec2 = ec2 or client("ec2", region)
+        ec2 = ec2 or client("ec2", region)
+    groups = cluster_asg_records(cluster, region, asg, calls)
     for g in groups:
         name = g["AutoScalingGroupName"]
         tags = _tags(g.get("Tags", []))
@@ -260,34 +250,7 @@ def kops_cloud(cluster: str, region: str | None = None, asg: Any = None, ec2: An
                             for i in pool.get("Instances", [])]
         except AwsError as e:
             notes.append(f"warm pool of {name} unreadable ({e}); warm-pool instances not counted")
-    inst_rows = []
-    with boundary(f"describe instances of {cluster}"):
-        for page in ec2.get_paginator("describe_instances").paginate(
-                Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]},
-                         {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}],
-                PaginationConfig={"PageSize": 1000}):
-            calls.count += 1
-            for res in page["Reservations"]:
-                for i in res["Instances"]:
-                    tags = _tags(i.get("Tags", []))
-                    inst_rows.append({"instance_id": i["InstanceId"], "instance_group": tags.get(IG_TAG, ""),
-                                      "state": i["State"]["Name"], "detached": tags.get(DETACHED_TAG, ""),
-                                      "private_dns": i.get("PrivateDnsName", ""),
-                                      "zone": i["Placement"]["AvailabilityZone"],
-                                      "instance_type": i["InstanceType"]})
+    instances = cluster_instances(cluster, region, ec2, ("pending", "running", "stopping", "stopped"), calls)
     return KopsCloud(asgs=pd.DataFrame(asg_rows, columns=KOPS_ASG_COLUMNS),
                      members=pd.DataFrame(member_rows, columns=KOPS_MEMBER_COLUMNS),
-                     instances=pd.DataFrame(inst_rows, columns=KOPS_INSTANCE_COLUMNS), notes=notes)
-
-
-def label_targets(nodes: pd.DataFrame) -> pd.DataFrame:
-    """Fallback targets without AWS: each instance group's size is the number of its labelled nodes.
-
-    Args:
-        nodes: ``Snapshot.nodes`` (needs ``instance_group``).
-    """
-    labelled = nodes[nodes["instance_group"] != ""]
-    counts = labelled.groupby("instance_group").size()
-    return pd.DataFrame({"instance_group": counts.index, "target": counts.values, "min_size": counts.values,
-                         "max_size": counts.values, "source": "node-labels", "asg": ""},
-                        columns=TARGET_COLUMNS).reset_index(drop=True)
+                     instances=instances[KOPS_INSTANCE_COLUMNS].copy(), notes=notes)

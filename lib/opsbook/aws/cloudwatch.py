@@ -20,17 +20,19 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
+from opsbook.data.tables import is_burstable
 from opsbook.errors import BadInput
+from opsbook.times import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ CREDIT_METRICS: dict[str, str] = {
     "CPUSurplusCreditsCharged": "Sum",
 }
 FRAME_COLUMNS = ["timestamp", "instance_id", "metric", "stat", "value"]
+Series = tuple[str, str, Mapping[str, str], str]
+"""One metric series to read: ``(namespace, metric name, dimensions, statistic)``."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,12 +92,12 @@ def points_per_query(start: datetime, end: datetime, period_s: int) -> int:
 
 
 def batches(
-    queries: Sequence[MetricQuery],
+    queries: Sequence[T],
     start: datetime,
     end: datetime,
     period_s: int,
     max_datapoints: int = MAX_DATAPOINTS_PER_CALL,
-) -> list[list[MetricQuery]]:
+) -> list[list[T]]:
     """Split queries into GetMetricData calls: ≤ 500 queries and ≤ ``max_datapoints`` points per call."""
     per_call = max(1, min(MAX_QUERIES_PER_CALL, max_datapoints // points_per_query(start, end, period_s)))
     return [list(queries[i : i + per_call]) for i in range(0, len(queries), per_call)]
@@ -104,6 +109,54 @@ def planned_calls(n_queries: int, start: datetime, end: datetime, period_s: int)
         1, min(MAX_QUERIES_PER_CALL, MAX_DATAPOINTS_PER_CALL // points_per_query(start, end, period_s))
     )
     return math.ceil(n_queries / per_call)
+
+
+def metric_data(
+    series: Sequence[Series], start: datetime, end: datetime, period_s: int, cw: Any
+) -> Iterator[tuple[int, list[Any], list[float]]]:
+    """The one GetMetricData batcher: ``(index into series, timestamps, values)`` per result page.
+
+    Packs as many series into a call as fit under 500 queries and 100,800 datapoints
+    (:func:`batches`), follows ``NextToken``, and logs series CloudWatch did not answer completely.
+
+    Raises:
+        AwsError: the call failed (ApiUnavailable when CloudWatch is missing or denied).
+    """
+    for batch in batches(range(len(series)), start, end, period_s):
+        mdq = []
+        for i in batch:
+            ns, name, dims, stat = series[i]
+            mdq.append({
+                "Id": f"q{i}",
+                "ReturnData": True,
+                "MetricStat": {
+                    "Metric": {"Namespace": ns, "MetricName": name,
+                               "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]},
+                    "Period": period_s,
+                    "Stat": stat,
+                },
+            })
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "MetricDataQueries": mdq,
+                "StartTime": start,
+                "EndTime": end,
+                "ScanBy": "TimestampAscending",
+                "MaxDatapoints": MAX_DATAPOINTS_PER_CALL,
+            }
+            if token:
+                kwargs["NextToken"] = token
+            with boundary(f"cloudwatch GetMetricData ({len(mdq)} queries)"):
+                resp = cw.get_metric_data(**kwargs)
+            for res in resp.get("MetricDataResults", []):
+                i = int(res["Id"][1:])
+                if res.get("StatusCode") not in (None, "Complete", "PartialData"):
+                    log.warning("GetMetricData %s: status %s", series[i][:3], res.get("StatusCode"))
+                yield i, list(res.get("Timestamps", [])), [float(v) for v in res.get("Values", [])]
+            token = resp.get("NextToken")
+            if not token:
+                break
 
 
 def get_metric_data(
@@ -137,54 +190,11 @@ def get_metric_data(
     if end <= start:
         raise BadInput(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
     cw = cw or aws_client("cloudwatch", region)
-    by_id: dict[str, MetricQuery] = {}
+    series = [(q.namespace, q.metric, {"InstanceId": q.instance_id}, q.stat) for q in queries]
     rows: list[tuple[Any, str, str, str, float]] = []
-    for n, batch in enumerate(batches(queries, start, end, period_s)):
-        mdq = []
-        for i, q in enumerate(batch):
-            qid = f"q{n}_{i}"
-            by_id[qid] = q
-            mdq.append(
-                {
-                    "Id": qid,
-                    "ReturnData": True,
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": q.namespace,
-                            "MetricName": q.metric,
-                            "Dimensions": [{"Name": "InstanceId", "Value": q.instance_id}],
-                        },
-                        "Period": period_s,
-                        "Stat": q.stat,
-                    },
-                }
-            )
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "MetricDataQueries": mdq,
-                "StartTime": start,
-                "EndTime": end,
-                "ScanBy": "TimestampAscending",
-                "MaxDatapoints": MAX_DATAPOINTS_PER_CALL,
-            }
-            if token:
-                kwargs["NextToken"] = token
-            with boundary(f"cloudwatch GetMetricData ({len(mdq)} queries)"):
-                resp = cw.get_metric_data(**kwargs)
-            for res in resp.get("MetricDataResults", []):
-                q = by_id[res["Id"]]
-                rows.extend(
-                    (ts, q.instance_id, q.metric, q.stat, float(v))
-                    for ts, v in zip(res.get("Timestamps", []), res.get("Values", []), strict=False)
-                )
-                if res.get("StatusCode") not in (None, "Complete", "PartialData"):
-                    log.warning(
-                        "GetMetricData %s %s: status %s", q.instance_id, q.metric, res.get("StatusCode")
-                    )
-            token = resp.get("NextToken")
-            if not token:
-                break
+    for i, stamps, values in metric_data(series, start, end, period_s, cw):
+        q = queries[i]
+        rows.extend((ts, q.instance_id, q.metric, q.stat, v) for ts, v in zip(stamps, values, strict=False))
     df = pd.DataFrame(rows, columns=FRAME_COLUMNS)
     if not df.empty:
         df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
@@ -199,8 +209,6 @@ def credit_queries(inventory: pd.DataFrame, metrics: dict[str, str] | None = Non
         inventory: needs ``instance_id`` and ``instance_type``.
         metrics: metric -> statistic (default :data:`CREDIT_METRICS`).
     """
-    from opsbook.analysis.credits import is_burstable
-
     metrics = metrics or CREDIT_METRICS
     out = []
     for r in inventory.itertuples():
@@ -226,18 +234,7 @@ def time_window(
     """
     if days <= 0:
         raise BadInput(f"window of {days} days: give a positive number of days")
-    if isinstance(end, datetime):
-        e = end
-    elif end:
-        try:
-            e = datetime.fromisoformat(end.replace("Z", "+00:00"))
-        except ValueError as err:
-            raise BadInput(f"end {end!r} is not an ISO-8601 timestamp (e.g. 2026-11-25T12:00:00Z)") from err
-    else:
-        e = now or datetime.now(UTC)
-    if e.tzinfo is None:
-        e = e.replace(tzinfo=UTC)
-    e = e.astimezone(UTC)
+    e = parse_time(end if end else now or datetime.now(UTC), "end")
     epoch = int(e.timestamp()) // period_s * period_s
     e = datetime.fromtimestamp(epoch, UTC)
     return e - timedelta(days=days), e

@@ -25,10 +25,16 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from kubernetes import client as k8s
 
+from opsbook.aws.asg import IG_TAG, LIVE_STATES, cluster_asg_records, cluster_instance_records, state_store_documents
+from opsbook.aws.s3url import is_s3
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
-from opsbook.errors import AwsError, OpsbookError
+from opsbook.data.tables import credit_spec
+from opsbook.errors import AwsError, BadInput, OpsbookError
+from opsbook.k8s.client import api_client, list_all
+from opsbook.k8s.client import boundary as k8s_boundary
 
 log = logging.getLogger(__name__)
 
@@ -64,27 +70,15 @@ def kops_cpu_credits(
         instance group name -> ``standard`` | ``unlimited``; empty when the store cannot be read.
     """
     store = state_store or os.environ.get("KOPS_STATE_STORE", "")
-    if not store.startswith("s3://"):
+    if not is_s3(store):
         return {}
-    bucket, _, prefix = store[len("s3://") :].partition("/")
-    base = f"{prefix.strip('/') + '/' if prefix.strip('/') else ''}{cluster}/instancegroup/"
-    s3 = s3 or aws_client("s3", region)
     out: dict[str, str] = {}
     try:
-        with boundary(f"read kops instance groups from {store}"):
-            keys = [
-                o["Key"]
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base)
-                for o in page.get("Contents", [])
-            ]
-            for key in keys:
-                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                doc = yaml.safe_load(body) or {}
-                credits = (doc.get("spec") or {}).get("cpuCredits")
-                name = (doc.get("metadata") or {}).get("name") or key.rsplit("/", 1)[-1]
-                if credits:
-                    out[str(name)] = str(credits)
-    except (AwsError, yaml.YAMLError) as e:
+        for name, doc in state_store_documents(store, cluster, region, s3):
+            credits = (doc.get("spec") or {}).get("cpuCredits")
+            if credits:
+                out[name] = str(credits)
+    except (OpsbookError, yaml.YAMLError) as e:  # no bucket, unreadable, not YAML: fall back
         log.warning("kops state store %s not readable, credit mode falls back to EC2: %s", store, e)
         return {}
     return out
@@ -135,11 +129,6 @@ def _api_credits(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
 
 def nodes_by_instance(api: Any = None) -> dict[str, str]:
     """EC2 instance id -> Kubernetes node name, from each node's ``spec.providerID`` (``aws:///az/i-...``)."""
-    from kubernetes import client as k8s
-
-    from opsbook.k8s.client import api_client, list_all
-    from opsbook.k8s.client import boundary as k8s_boundary
-
     api = api or api_client()
     with k8s_boundary("list nodes", api):
         nodes = list_all(k8s.CoreV1Api(api).list_node)
@@ -179,27 +168,13 @@ def inventory(
         burstable), ``credit_mode_source`` kops|launch-template|ec2-api|aws-default, ``node`` the node
         name or "".
     """
-    from opsbook.analysis.credits import credit_spec
-
     cluster = cluster or os.environ.get("KOPS_CLUSTER_NAME", "")
     if not cluster:
-        raise OpsbookError("no cluster name: pass `cluster` or set KOPS_CLUSTER_NAME")
+        raise BadInput("no cluster name: pass `cluster` or set KOPS_CLUSTER_NAME")
     ec2 = ec2 or aws_client("ec2", region)
     autoscaling = autoscaling or aws_client("autoscaling", region)
-    with boundary("describe the cluster's instances"):
-        pages = ec2.get_paginator("describe_instances").paginate(
-            Filters=[
-                {"Name": "tag:KubernetesCluster", "Values": [cluster]},
-                {"Name": "instance-state-name", "Values": ["pending", "running"]},
-            ]
-        )
-        instances = [i for p in pages for r in p["Reservations"] for i in r["Instances"]]
-        groups = [
-            g
-            for p in autoscaling.get_paginator("describe_auto_scaling_groups").paginate()
-            for g in p["AutoScalingGroups"]
-            if any(t["Key"] == "KubernetesCluster" and t["Value"] == cluster for t in g.get("Tags", []))
-        ]
+    instances = cluster_instance_records(cluster, region, ec2, LIVE_STATES)
+    groups = cluster_asg_records(cluster, region, autoscaling)
     asg_of = {i["InstanceId"]: g["AutoScalingGroupName"] for g in groups for i in g.get("Instances", [])}
     lt_modes = _launch_template_credits(ec2, groups)
     kops_modes = kops_cpu_credits(cluster, state_store, s3, region)
@@ -215,7 +190,7 @@ def inventory(
     for inst in instances:
         tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
         iid = inst["InstanceId"]
-        ig = tags.get("kops.k8s.io/instancegroup", "")
+        ig = tags.get(IG_TAG, "")
         asg = asg_of.get(iid) or tags.get("aws:autoscaling:groupName", "")
         spec = credit_spec(inst["InstanceType"])
         declared, src = "", ""

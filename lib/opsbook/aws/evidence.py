@@ -16,160 +16,45 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from opsbook.aws.asg import cluster_asg_records, cluster_instances
+from opsbook.aws.cloudwatch import metric_data
+from opsbook.aws.metric_specs import (
+    INSTANCE_METRICS,
+    STATS,
+    MetricSpec,
+    check_instance_metrics,
+    metric_owners,
+    parse_metric_spec,
+)
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import AwsError, BadInput
+from opsbook.report import ROW_COLUMNS as ROW_COLUMNS
+
+__all__ = [  # the metric specs are parsed in opsbook.aws.metric_specs (pure); re-exported for notebooks
+    "INSTANCE_METRICS",
+    "STATS",
+    "MetricSpec",
+    "check_instance_metrics",
+    "metric_owners",
+    "parse_metric_spec",
+]
 
 log = logging.getLogger(__name__)
 
-ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
 METRIC_COLUMNS = ["time", "namespace", "metric", "id", "value"]
 """Columns of a metrics frame: ``time`` (UTC), ``namespace``, ``metric`` (name), ``id`` (instance id or
 the extra metric's label), ``value``."""
-
-INSTANCE_METRICS = (
-    "CPUUtilization",
-    "CPUCreditBalance",
-    "CPUCreditUsage",
-    "CPUSurplusCreditBalance",
-    "CPUSurplusCreditsCharged",
-    "StatusCheckFailed",
-    "NetworkIn",
-    "NetworkOut",
-)
-"""AWS/EC2 metrics the runbook can read per instance; any other name is a :class:`BadInput`."""
-
-_SPEC = re.compile(r"^(?P<ns>[^/\s]+(?:/[^/\s]+)*)/(?P<name>[^/\s:]+)(?::(?P<dims>.*))?$")
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """An extra CloudWatch metric: ``Namespace/Name:Dim=Value,Dim2=Value2[:Stat]``."""
-
-    namespace: str
-    name: str
-    dimensions: dict[str, str] = field(default_factory=dict)
-    stat: str = "Average"
-    owner: str = ""
-    """The workload that consumes/serves what the metric measures (``ns/deployment``, after ``@``)."""
-
-    @property
-    def label(self) -> str:
-        """``Name`` plus its dimension values, for a legend or a timeline row."""
-        dims = ",".join(self.dimensions.values())
-        return f"{self.name}{'(' + dims + ')' if dims else ''}"
-
-
-STATS = ("Average", "Sum", "Maximum", "Minimum", "SampleCount")
-
-
-def parse_metric_spec(text: str) -> MetricSpec:
-    """Parse ``Namespace/Name:Dim=Value,Dim2=Value2:Stat@ns/deployment`` (all but the name optional).
-
-    The ``@ns/deployment`` tail names the workload behind the metric (e.g. the queue's consumer), so a
-    finding about the metric can say which Deployment to restart.
-
-    Examples: ``AWS/SQS/ApproximateNumberOfMessagesVisible:QueueName=taxi-position``,
-    ``Custom/RabbitMQ/QueueDepth:Queue=TaxiPosition:Maximum``.
-
-    Raises:
-        BadInput: the text is not of that form, or a dimension/statistic is malformed.
-    """
-    text, _, owner = text.strip().partition("@")
-    parts = text.strip().split(":")
-    head, dims_text = parts[0], parts[1] if len(parts) > 1 else ""
-    stat = parts[2] if len(parts) > 2 else "Average"
-    if len(parts) > 3 or "/" not in head or head.endswith("/") or head.startswith("/"):
-        raise BadInput(
-            f"extra metric {text!r} is not 'Namespace/MetricName[:Dim=Value,...][:Stat]', e.g. "
-            "'AWS/SQS/ApproximateNumberOfMessagesVisible:QueueName=orders'"
-        )
-    ns, name = head.rsplit("/", 1)
-    dims: dict[str, str] = {}
-    for kv in filter(None, dims_text.split(",")):
-        if "=" not in kv:
-            raise BadInput(f"extra metric {text!r}: dimension {kv!r} is not Name=Value")
-        k, v = kv.split("=", 1)
-        dims[k.strip()] = v.strip()
-    if stat not in STATS:
-        raise BadInput(f"extra metric {text!r}: statistic {stat!r} is not one of {', '.join(STATS)}")
-    if owner and owner.count("/") != 1:
-        raise BadInput(f"extra metric owner {owner!r} is not 'namespace/deployment'")
-    return MetricSpec(ns, name, dims, stat, owner.strip())
-
-
-def metric_owners(specs: Sequence[MetricSpec]) -> dict[str, str]:
-    """Series id (the spec's label) → ``ns/deployment`` for the extra metrics that name their workload."""
-    return {s.label: s.owner for s in specs if s.owner}
-
-
-def check_instance_metrics(names: Sequence[str]) -> list[str]:
-    """Validate per-instance metric names (no API call).
-
-    Raises:
-        BadInput: a name is not one of :data:`INSTANCE_METRICS` (with the closest match).
-    """
-    import difflib
-
-    for n in names:
-        if n not in INSTANCE_METRICS:
-            close = difflib.get_close_matches(n, INSTANCE_METRICS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise BadInput(f"unknown instance metric {n!r}: choose from {', '.join(INSTANCE_METRICS)}.{hint}")
-    return list(names)
-
 
 def _rows(records: list[tuple[Any, ...]]) -> pd.DataFrame:
     df = pd.DataFrame(records, columns=ROW_COLUMNS)
     df["time"] = pd.to_datetime(df["time"], utc=True)
     return df.sort_values("time", kind="stable").reset_index(drop=True)
-
-
-def cluster_instances(cluster: str, region: str | None = None, ec2: Any = None) -> pd.DataFrame:
-    """The cluster's EC2 instances (any state), by the kops ``KubernetesCluster`` tag.
-
-    Returns:
-        DataFrame with columns ``instance_id``, ``instance_type``, ``state``, ``private_dns``,
-        ``instance_group``, ``zone``, ``launch_time``, ``state_reason`` (``StateTransitionReason``).
-    """
-    ec2 = ec2 or aws_client("ec2", region)
-    out = []
-    with boundary("describing the cluster's EC2 instances"):
-        for page in ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "tag:KubernetesCluster", "Values": [cluster]}]
-        ):
-            for r in page["Reservations"]:
-                for i in r["Instances"]:
-                    tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
-                    out.append(
-                        {
-                            "instance_id": i["InstanceId"],
-                            "instance_type": i["InstanceType"],
-                            "state": i["State"]["Name"],
-                            "private_dns": i.get("PrivateDnsName", ""),
-                            "instance_group": tags.get("kops.k8s.io/instancegroup", ""),
-                            "zone": (i.get("Placement") or {}).get("AvailabilityZone", ""),
-                            "launch_time": i.get("LaunchTime"),
-                            "state_reason": i.get("StateTransitionReason", ""),
-                        }
-                    )
-    cols = [
-        "instance_id",
-        "instance_type",
-        "state",
-        "private_dns",
-        "instance_group",
-        "zone",
-        "launch_time",
-        "state_reason",
-    ]
-    return pd.DataFrame(out, columns=cols)
 
 
 _REASON_TIME = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\s*(?:GMT|UTC)?\)")
@@ -212,13 +97,8 @@ def asg_activity_evidence(
     notes: list[str] = []
     out = []
     try:
-        with boundary("listing the cluster's Auto Scaling groups"):
-            groups = [
-                g["AutoScalingGroupName"]
-                for page in asg.get_paginator("describe_auto_scaling_groups").paginate()
-                for g in page["AutoScalingGroups"]
-                if any(t["Key"] == "KubernetesCluster" and t["Value"] == cluster for t in g.get("Tags", []))
-            ]
+        with boundary("listing the scaling activities of the cluster's Auto Scaling groups"):
+            groups = [g["AutoScalingGroupName"] for g in cluster_asg_records(cluster, region, asg)]
             for name in groups:
                 for page in asg.get_paginator("describe_scaling_activities").paginate(
                     AutoScalingGroupName=name
@@ -294,10 +174,6 @@ def alarm_history_evidence(
     return _rows(out), []
 
 
-def _query_id(i: int) -> str:
-    return f"m{i}"
-
-
 def get_metrics(
     queries: list[tuple[str, str, dict[str, str], str, str]],
     start: datetime,
@@ -306,7 +182,7 @@ def get_metrics(
     region: str | None = None,
     cw: Any = None,
 ) -> pd.DataFrame:
-    """Fetch metric series with ``get_metric_data``.
+    """Fetch metric series with GetMetricData (:func:`opsbook.aws.cloudwatch.metric_data`).
 
     Args:
         queries: ``(namespace, name, dimensions, stat, id)`` tuples; ``id`` labels the series.
@@ -321,53 +197,12 @@ def get_metrics(
     """
     cw = cw or aws_client("cloudwatch", region)
     frames: list[pd.DataFrame] = []
-    for chunk_start in range(0, len(queries), 500):
-        chunk = queries[chunk_start : chunk_start + 500]
-        mdq = [
-            {
-                "Id": _query_id(i),
-                "ReturnData": True,
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": ns,
-                        "MetricName": name,
-                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
-                    },
-                    "Period": period,
-                    "Stat": stat,
-                },
-            }
-            for i, (ns, name, dims, stat, _) in enumerate(chunk)
-        ]
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "MetricDataQueries": mdq,
-                "StartTime": start,
-                "EndTime": end,
-                "ScanBy": "TimestampAscending",
-            }
-            if token:
-                kwargs["NextToken"] = token
-            with boundary("reading CloudWatch metrics"):
-                resp = cw.get_metric_data(**kwargs)
-            for res in resp["MetricDataResults"]:
-                ns, name, _dims, _stat, label = chunk[int(res["Id"][1:])]
-                if res["Timestamps"]:
-                    frames.append(
-                        pd.DataFrame(
-                            {
-                                "time": pd.to_datetime(res["Timestamps"], utc=True),
-                                "namespace": ns,
-                                "metric": name,
-                                "id": label,
-                                "value": res["Values"],
-                            }
-                        )
-                    )
-            token = resp.get("NextToken")
-            if not token:
-                break
+    series = [(ns, name, dims, stat) for ns, name, dims, stat, _ in queries]
+    for i, stamps, values in metric_data(series, start, end, period, cw):
+        ns, name, _dims, _stat, label = queries[i]
+        if stamps:
+            frames.append(pd.DataFrame({"time": pd.to_datetime(stamps, utc=True), "namespace": ns,
+                                        "metric": name, "id": label, "value": values}))
     if not frames:
         return pd.DataFrame(
             {
@@ -448,11 +283,11 @@ def collect_aws_evidence(
 
     Returns:
         (rows of :data:`ROW_COLUMNS`, metrics frame of :data:`METRIC_COLUMNS`, the cluster's instances
-        as :func:`cluster_instances`, notes about sources that were unavailable).
+        as :func:`opsbook.aws.asg.cluster_instances`, notes about sources that were unavailable).
     """
     notes: list[str] = []
     ec2, asg, cw = (aws_client(s, region) for s in ("ec2", "autoscaling", "cloudwatch"))
-    instances = cluster_instances(cluster, region, ec2)
+    instances = cluster_instances(cluster, region, ec2, states=None)  # terminated ones are evidence too
     activity, n1 = asg_activity_evidence(cluster, start, end, region, asg)
     alarms, n2 = alarm_history_evidence(start, end, region, cw)
     deaths = ec2_termination_evidence(instances)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
+from opsbook.data.tables import BURSTABLE_ALTERNATIVES, FIXED_FAMILIES, reference_prices, reference_prices_source
 from opsbook.errors import AwsError
 
 log = logging.getLogger(__name__)
@@ -171,8 +172,6 @@ def api_prices(instance_types: Iterable[str], region: str, pricing: Any = None) 
 
 def reference_table(instance_types: Iterable[str], region: str) -> Prices:
     """Prices from the shipped reference table (us-east-1 rates)."""
-    from opsbook.analysis.credits import reference_prices, reference_prices_source
-
     meta = reference_prices_source()
     ref = reference_prices()
     in_region = ref[ref["region"] == region]
@@ -244,8 +243,6 @@ def _short(e: Exception) -> str:
 
 def candidate_types(current: Iterable[str]) -> list[str]:
     """The current types plus every alternative :func:`opsbook.analysis.credits.cost_options` may consider."""
-    from opsbook.analysis.credits import BURSTABLE_ALTERNATIVES, FIXED_FAMILIES, reference_prices
-
     ref = reference_prices()
     out = set(current)
     for t in current:

@@ -1,4 +1,4 @@
-"""boto3 sessions and the one place botocore errors become opsbook errors.
+"""boto3 sessions and the one place botocore errors become opsbook errors (keeping botocore's code).
 
 boto3 >= 1.28 honours ``AWS_ENDPOINT_URL``, so the same code talks to AWS or to
 the sandbox's moto server depending only on the environment.
@@ -52,23 +52,26 @@ def boundary(what: str) -> Iterator[None]:
         msg = e.response.get("Error", {}).get("Message", "")
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in MISSING_API_CODES or (status == 404 and "not yet implemented" in msg.lower()):
-            raise ApiUnavailable(f"{what}: this API is not available here ({code}: {msg})") from e
+            raise ApiUnavailable(f"{what}: this API is not available here ({code}: {msg})", code) from e
         if code in DENIED_CODES:
             raise ApiUnavailable(
                 f"{what}: access denied ({code}). Add the permission from deploy/iam-readonly.json to the "
-                "role that runs opsbook."
+                "role that runs opsbook.",
+                code,
             ) from e
-        raise AwsError(f"{what}: {code}: {msg}") from e
+        raise AwsError(f"{what}: {code}: {msg}", code) from e
     except NoCredentialsError as e:
         raise AwsError(
             f"{what}: no AWS credentials. Set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or source "
-            "the sandbox env file (`source $(opsbook sandbox env --path)`)."
+            "the sandbox env file (`source $(opsbook sandbox env --path)`).",
+            "NoCredentials",
         ) from e
     except EndpointConnectionError as e:
         raise AwsError(
-            f"{what}: cannot reach the AWS endpoint ({e}). Is the sandbox up (`opsbook sandbox status`)?"
+            f"{what}: cannot reach the AWS endpoint ({e}). Is the sandbox up (`opsbook sandbox status`)?",
+            "EndpointConnectionError",
         ) from e
     except BotoCoreError as e:
-        raise AwsError(f"{what}: {e}") from e
+        raise AwsError(f"{what}: {e}", e.__class__.__name__) from e
     except NotImplementedError as e:  # moto raises this for unimplemented actions in some versions
-        raise ApiUnavailable(f"{what}: not implemented by this endpoint ({e})") from e
+        raise ApiUnavailable(f"{what}: not implemented by this endpoint ({e})", "NotImplemented") from e

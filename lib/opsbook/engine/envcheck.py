@@ -12,7 +12,6 @@ is exit code 4 with a paragraph saying what to do, and a report marked
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import uuid
@@ -142,9 +141,9 @@ def environment_report(
     """Write the report of a run stopped by the environment (status ``environment``, exit code 4)."""
     import nbformat
 
-    from opsbook.engine import history, render, target
-    from opsbook.engine.redact import redact_notebook, redact_text, secret_values
-    from opsbook.engine.run import STATUS_ENVIRONMENT, RunResult
+    from opsbook.engine import history, target
+    from opsbook.engine.redact import secret_values
+    from opsbook.engine.run import STATUS_ENVIRONMENT, RunResult, save_run
     from opsbook.engine.storage import storage_for
 
     now = datetime.now(UTC)
@@ -174,26 +173,6 @@ def environment_report(
     )
     result.locations = store.locations(runbook.name, run_id)
     secrets = secret_values(merged) + (alerts.secrets() if alerts else [])
-    redact_notebook(nb, secrets)
-    store.write_run(
-        runbook.name,
-        run_id,
-        {
-            "ipynb": redact_text(nbformat.writes(nb), secrets),
-            "html": redact_text(render.notebook_html(nb, result), secrets),
-            "json": redact_text(render.summary_json(result), secrets),
-        },
-    )
-    if alerts:  # an unreachable cluster is exactly what a scheduled run must tell someone about
-        from opsbook.engine.notify import send_all, summaries_before
-
-        previous = summaries_before(history.load(store), runbook.name,
-                                    history.entry(result.summary())["cluster_key"], now.isoformat())
-        try:
-            deliveries = send_all(result.summary(), previous, "high", result.locations["html"], alerts,
-                                  redact=lambda t: redact_text(t, secrets))
-            result.notifications = [d.as_dict() for d in deliveries]
-        except Exception as e:  # alerts never fail a run
-            result.notifications = [{"target": "all", "ok": False, "error": redact_text(repr(e), secrets)}]
-    history.record_end(store, json.loads(redact_text(json.dumps(result.summary(), default=str), secrets)))
+    # an unreachable cluster is exactly what a scheduled run must tell someone about: alerts go out too
+    save_run(store, nb, result, secrets, alerts, history.load(store) if alerts else [], "high")
     return result

@@ -23,6 +23,7 @@ import jinja2
 
 from opsbook.engine.storage import Entries, Storage
 from opsbook.errors import BadInput
+from opsbook.procs import pid_alive
 
 RUNNING = "running"
 INTERRUPTED = "interrupted"
@@ -82,23 +83,14 @@ def effective_status(e: Mapping[str, Any], now: datetime | None = None) -> str:
     if status != RUNNING:
         return status
     runner = e.get("runner") or {}
-    if runner.get("host") == socket.gethostname() and isinstance(runner.get("pid"), int) and not _alive(runner["pid"]):
+    pid = runner.get("pid")
+    if runner.get("host") == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid):
         return INTERRUPTED
     now = now or datetime.now(UTC)
     deadline = e.get("deadline")
     if deadline and datetime.fromisoformat(str(deadline)) < now:
         return INTERRUPTED
     return RUNNING
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def load(store: Storage) -> Entries:

@@ -18,10 +18,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from opsbook.errors import BadInput, UnknownParameter
+from opsbook.times import parse_time
 
 TRUE = {"true", "yes", "y", "1", "on"}
 FALSE = {"false", "no", "n", "0", "off"}
@@ -184,12 +185,8 @@ def _check_constraints(param: Parameter, value: Any, where: str) -> None:
 
 
 def parse_datetime(s: str, where: str = "timestamp") -> datetime:
-    """Parse an ISO-8601 timestamp; naive values are UTC."""
-    try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise BadInput(f"{where}: {s!r} is not an ISO-8601 timestamp such as 2026-11-25T00:10:00Z.") from e
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    """Parse an ISO-8601 timestamp; naive values are UTC (:func:`opsbook.times.parse_time`)."""
+    return parse_time(s, where)
 
 
 def parse_parameters(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +43,14 @@ def commands(directory: Path) -> list[Command]:
     return found
 
 
-def check(cmd: Command, notebooks: Path | None = None) -> str | None:
-    """Return a problem description, or None if the command is valid."""
-    from opsbook.sandbox.drills import DRILLS
+def check(cmd: Command, notebooks: Path | None = None, drills: Collection[str] | None = None) -> str | None:
+    """Return a problem description, or None if the command is valid.
 
+    Args:
+        cmd: the command.
+        notebooks: where the runbooks are (default: the tracked ones).
+        drills: the drill names ``opsbook drill`` knows (``opsbook.sandbox.drills.DRILLS``); None: not checked.
+    """
     try:
         argv = shlex.split(cmd.text)[1:]
     except ValueError as e:
@@ -71,15 +76,17 @@ def check(cmd: Command, notebooks: Path | None = None) -> str | None:
             parse_parameters(rb.parameters, raw, rb.name)
         elif verb == "drill":
             names = [a for a in argv[1:] if not a.startswith("-")]
-            if names and names[0] not in DRILLS:
+            if names and drills is not None and names[0] not in drills:
                 return f"{cmd.file}:{cmd.line}: no drill called {names[0]!r}"
     except BadInput as e:
         return f"{cmd.file}:{cmd.line}: `{cmd.text}`: {e}"
     return None
 
 
-def check_all(directory: Path, notebooks: Path | None = None) -> tuple[int, list[str]]:
-    """Check every command; return how many were checked and the problems found."""
+def check_all(
+    directory: Path, notebooks: Path | None = None, drills: Collection[str] | None = None
+) -> tuple[int, list[str]]:
+    """Check every command (as :func:`check`); return how many were checked and the problems found."""
     cmds = commands(directory)
-    problems = [p for c in cmds if (p := check(c, notebooks))]
+    problems = [p for c in cmds if (p := check(c, notebooks, drills))]
     return len(cmds), problems

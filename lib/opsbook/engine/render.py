@@ -1,8 +1,7 @@
-"""Render a run: HTML report without code, JSON summary, and the index page."""
+"""Render a run: the HTML report without code, and the JSON summary (the index page is history.py's)."""
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from pathlib import Path
@@ -141,27 +140,3 @@ def notebook_html(nb: Any, result: RunResult) -> str:
     resources = {"opsbook": report_resources(result), "metadata": {"name": f"{result.runbook} {result.run_id}"}}
     body, _ = exporter.from_notebook_node(nbformat.from_dict(nb), resources=resources)
     return str(body)
-
-
-def index_html(summaries: list[dict[str, Any]]) -> str:
-    """An index page listing every run, newest first."""
-    rows = []
-    for s in sorted(summaries, key=lambda s: s.get("started", ""), reverse=True):
-        colour = STATUS_COLOURS.get(s.get("status", ""), "#333")
-        counts = ", ".join(f"{n} {k}" for k, n in s.get("finding_counts", {}).items() if n) or "—"
-        run = f"{s['runbook']}/{s['run_id']}"
-        rows.append(
-            f"<tr><td>{html.escape(s.get('started', ''))}</td><td>{html.escape(s['runbook'])}</td>"
-            f"<td style='color:{colour};font-weight:bold'>{html.escape(s.get('status', ''))}</td>"
-            f"<td>{html.escape(counts)}</td><td>{s.get('duration_s', 0):.1f}s</td>"
-            f"<td><a href='{run}.html'>report</a> · <a href='{run}.ipynb'>notebook</a> · "
-            f"<a href='{run}.json'>json</a></td></tr>"
-        )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>opsbook reports</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 12px;text-align:left}"
-        "tr:nth-child(even){background:#f4f4f4}</style></head><body>"
-        f"<h1>opsbook reports</h1><p>{len(rows)} runs, newest first.</p>"
-        "<table><tr><th>started (UTC)</th><th>runbook</th><th>status</th><th>findings</th><th>took</th>"
-        f"<th>files</th></tr>{''.join(rows)}</table></body></html>\n"
-    )

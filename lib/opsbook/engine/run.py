@@ -35,6 +35,7 @@ from opsbook.engine.identity import cluster_identity, kubeconfig_for_context
 from opsbook.engine.notify import AlertConfig, send_all, summaries_before
 from opsbook.engine.redact import redact_notebook, redact_text, secret_values
 from opsbook.engine.storage import Storage, storage_for
+from opsbook.errors import EXIT_EXECUTION, exit_code_for_name
 from opsbook.report import METADATA_KEY, SEVERITY_RANK, Finding
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,8 @@ def run_runbook(
         context: kubeconfig context to use instead of the current one.
 
     Returns:
-        The result; ``exit_code`` is 0 ok, 1 findings at/above ``fail_on``, 3 execution error.
+        The result; ``exit_code`` is 0 ok, 1 findings at/above ``fail_on``, 3 execution error, or the
+        exit code of the opsbook error a step raised (2 bad input, 4 environment: :mod:`opsbook.errors`).
     """
     store: Storage = storage_for(str(output))
     started = datetime.now(UTC)
@@ -197,6 +199,7 @@ def run_runbook(
     deadline = time.monotonic() + timeout
     failed_step: str | None = None
     error: str | None = None
+    failed_code = EXIT_EXECUTION
     current = {"index": -1}
 
     def on_cell_start(cell: Any, cell_index: int) -> None:
@@ -221,6 +224,7 @@ def run_runbook(
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
         failed_step = names.get(current["index"], f"cell {current['index']}")
         error = _short_error(e)
+        failed_code = exit_code_for_name(getattr(e, "ename", ""))  # an opsbook error keeps its exit code
     except Exception as e:
         failed_step = names.get(current["index"], "starting the kernel")
         error = f"{e.__class__.__name__}: {e}"
@@ -235,7 +239,7 @@ def run_runbook(
     findings, records = collect_findings(nb)
     ended = datetime.now(UTC)
     if failed_step is not None:
-        status, code = STATUS_FAILED, 3
+        status, code = STATUS_FAILED, failed_code
         error = redact_text(error or "", secrets)
         nb.cells.insert(  # for whoever opens the .ipynb; the HTML report's header says it instead
             0,
@@ -271,8 +275,6 @@ def run_runbook(
         "started": started.isoformat(),
         "ended": ended.isoformat(),
     }
-    redact_notebook(nb, secrets)
-    nb_text = nbformat.writes(nb)
     result.locations = store.locations(runbook.name, run_id)
     for f in sorted(Path(artifacts_dir).rglob("*")):
         if f.is_file():
@@ -282,28 +284,37 @@ def run_runbook(
             rel = str(f.relative_to(artifacts_dir)).replace(os.sep, "_")
             result.locations[f"artifact:{rel}"] = store.write_artifact(runbook.name, run_id, rel, data)
     shutil.rmtree(artifacts_dir, ignore_errors=True)
+    save_run(store, nb, result, secrets, alerts, previous_runs, fail_on)
+    return result
+
+
+def save_run(store: Storage, nb: Any, result: RunResult, secrets: list[str], alerts: AlertConfig | None,
+             previous_runs: list[dict[str, Any]], fail_on: str) -> None:
+    """The end of every run, executed or stopped by the environment: alerts, the redacted files, the index.
+
+    Tells the alert targets (never failing the run), then writes the notebook, the HTML report and the
+    JSON summary, all redacted, and enters the run's end in the index. ``result.locations`` must be set.
+    """
+    redact_notebook(nb, secrets)
     if alerts:
-        previous = summaries_before(previous_runs, runbook.name, history.entry(result.summary())["cluster_key"],
-                                    started.isoformat())
+        previous = summaries_before(previous_runs, result.runbook, history.entry(result.summary())["cluster_key"],
+                                    result.started.isoformat())
         try:
             deliveries = send_all(result.summary(), previous, fail_on, result.locations["html"], alerts,
                                   redact=lambda t: redact_text(t, secrets))
             result.notifications = [d.as_dict() for d in deliveries]
         except Exception as e:  # alerts never fail a run
             result.notifications = [{"target": "all", "ok": False, "error": redact_text(repr(e), secrets)}]
-    html = render.notebook_html(nb, result)
-    summary = redact_text(render.summary_json(result), secrets)
     store.write_run(
-        runbook.name,
-        run_id,
+        result.runbook,
+        result.run_id,
         {
-            "ipynb": redact_text(nb_text, secrets),
-            "html": redact_text(html, secrets),
-            "json": summary,
+            "ipynb": redact_text(nbformat.writes(nb), secrets),
+            "html": redact_text(render.notebook_html(nb, result), secrets),
+            "json": redact_text(render.summary_json(result), secrets),
         },
     )
     history.record_end(store, _redacted(result.summary(), secrets))
-    return result
 
 
 def _redacted(obj: Any, secrets: list[str]) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from opsbook.aws.s3url import is_s3, split_s3
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import BadInput
@@ -63,16 +64,24 @@ class Storage(Protocol):
         ...
 
 
-def storage_for(output: str) -> Storage:
-    """A Storage for a directory path or an ``s3://bucket/prefix`` URL."""
-    if output.startswith("s3://"):
-        rest = output[5:]
-        bucket, _, prefix = rest.partition("/")
-        if not bucket:
-            raise BadInput(f"--output {output!r}: give a bucket, as in s3://my-bucket/opsbook-reports")
-        return S3Storage(bucket, prefix.strip("/"))
+def check_output(output: str) -> tuple[str, str] | None:
+    """``(bucket, prefix)`` for an ``s3://`` output, ``None`` for a directory (no client is built).
+
+    Raises:
+        BadInput: an S3 URL without a bucket, or another scheme.
+    """
+    if is_s3(output):
+        return split_s3(output, f"--output {output!r}")
     if "://" in output:
         raise BadInput(f"--output {output!r}: use a directory or s3://bucket/prefix")
+    return None
+
+
+def storage_for(output: str) -> Storage:
+    """A Storage for a directory path or an ``s3://bucket/prefix`` URL."""
+    s3 = check_output(output)
+    if s3 is not None:
+        return S3Storage(*s3)
     return LocalStorage(Path(output))
 
 
@@ -164,10 +173,10 @@ class LocalStorage:
 class S3Storage:
     """Run records in S3 (each object is written whole, so writes are atomic)."""
 
-    def __init__(self, bucket: str, prefix: str) -> None:
+    def __init__(self, bucket: str, prefix: str, s3: Any = None) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self.s3 = aws_client("s3")
+        self.s3 = s3 or aws_client("s3")  # injected, or one for the environment
 
     def _key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)

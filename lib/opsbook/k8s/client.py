@@ -17,13 +17,13 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from opsbook.errors import ClusterUnreachable, OpsbookError
+from opsbook.errors import ApiError, ClusterUnreachable, Forbidden, Gone
+
+__all__ = ["ApiError", "Forbidden", "Gone", "api_client", "boundary", "continue_kwargs", "continue_query", "list_all",
+           "pages", "server_of"]
 
 T = TypeVar("T")
-
-
-class Forbidden(OpsbookError):
-    """The service account may not do this (RBAC). Callers degrade the one check that needed it."""
+P = TypeVar("P")
 
 
 def api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
@@ -65,7 +65,10 @@ def boundary(what: str, api: client.ApiClient | None = None) -> Iterator[None]:
                 f"{what}: forbidden for this identity. Grant the read-only ClusterRole in "
                 "deploy/rbac-readonly.yaml, or run with a kubeconfig that may read this."
             ) from e
-        raise OpsbookError(f"{what}: the API server answered {e.status} {e.reason}: {e.body!s:.300}") from e
+        msg = f"{what}: the API server answered {e.status} {e.reason}: {e.body!s:.300}"
+        if e.status == 410:
+            raise Gone(msg) from e
+        raise ApiError(msg, int(e.status or 0)) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
         where = server_of(api) if api else "the API server"
         raise ClusterUnreachable(
@@ -74,15 +77,37 @@ def boundary(what: str, api: client.ApiClient | None = None) -> Iterator[None]:
         ) from e
 
 
-def list_all(fn: Callable[..., Any], *args: Any, limit: int = 500, **kwargs: Any) -> list[Any]:
-    """Call a paginated ``list_*`` method until ``continue`` is empty and return all items."""
-    items: list[Any] = []
+def _json_continue(page: Any) -> str | None:
+    return (page.get("metadata") or {}).get("continue") or None
+
+
+def pages(fetch: Callable[[str | None], P], next_token: Callable[[P], str | None] = _json_continue) -> Iterator[P]:
+    """The one pager of Kubernetes list calls: ``fetch(token)`` page after page until ``continue`` is empty.
+
+    Args:
+        fetch: gets one page given the previous page's continue token (None for the first page).
+        next_token: the continue token of a page (default: raw JSON's ``metadata.continue``).
+    """
     token: str | None = None
     while True:
-        page = (
-            fn(*args, limit=limit, _continue=token, **kwargs) if token else fn(*args, limit=limit, **kwargs)
-        )
-        items.extend(page.items)
-        token = page.metadata._continue
+        page = fetch(token)
+        yield page
+        token = next_token(page)
         if not token:
-            return items
+            return
+
+
+def continue_kwargs(token: str | None, limit: int = 500, **kwargs: Any) -> dict[str, Any]:
+    """Keyword arguments of a generated ``list_*`` call for one page (``limit``, ``_continue``)."""
+    return {"limit": limit, **({"_continue": token} if token else {}), **kwargs}
+
+
+def continue_query(token: str | None, limit: int = 500) -> list[tuple[str, Any]]:
+    """Query parameters of a raw list GET for one page (``limit``, ``continue``)."""
+    return [("limit", limit)] + ([("continue", token)] if token else [])
+
+
+def list_all(fn: Callable[..., Any], *args: Any, limit: int = 500, **kwargs: Any) -> list[Any]:
+    """Call a paginated ``list_*`` method until ``continue`` is empty and return all items (model objects)."""
+    return [item for page in pages(lambda t: fn(*args, **continue_kwargs(t, limit, **kwargs)),
+                                   lambda p: p.metadata._continue) for item in page.items]

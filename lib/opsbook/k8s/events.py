@@ -4,11 +4,11 @@ The two APIs serve the same objects with different field names
 (``involvedObject``/``regarding``, ``message``/``note``, ``count``/``series.count``).
 Scheduler events have null ``firstTimestamp``/``lastTimestamp``, so an event's
 time is, in order: ``eventTime``, ``series.lastObservedTime``, ``lastTimestamp``,
-``metadata.creationTimestamp`` (DESIGN.md). Repeats the API already merged into
+``metadata.creationTimestamp`` (docs/design.md, "Event times"). Repeats the API already merged into
 ``count`` are kept as counts; :func:`merge_repeats` merges the rest.
 
 Events live only ``--event-ttl`` (1 h by default): :mod:`opsbook.archive` keeps
-older ones, and :func:`collect_events` reads both.
+older ones, and :func:`opsbook.archive.collect_events` reads both.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from kubernetes import client as k8s
 
-from opsbook.k8s.client import Forbidden, boundary
+from opsbook.k8s.client import Forbidden, api_client, boundary, continue_kwargs, pages
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _row(e: Mapping[str, Any]) -> tuple[Any, ...]:
         count = e.get("count") or series.get("count") or 1
         message = e.get("message") or ""
         component = _get(e, "source", "component") or e.get("reportingComponent") or ""
-    # DESIGN.md fallback: eventTime, series.lastObservedTime, lastTimestamp, creationTimestamp
+    # docs/design.md ("Event times") fallback: eventTime, series.lastObservedTime, lastTimestamp, creationTimestamp
     when = e.get("eventTime") or series.get("lastObservedTime") or last or meta.get("creationTimestamp")
     first = first or e.get("eventTime") or meta.get("creationTimestamp")
     ns = obj.get("namespace") or ""  # empty for cluster-scoped objects (a Node's events live in "default")
@@ -101,7 +101,7 @@ def normalise_events(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         items: events as JSON dicts (camelCase, as the API server or the archive returns them).
 
     Returns:
-        DataFrame with columns ``time`` (UTC, the DESIGN.md fallback), ``first_time``, ``namespace``,
+        DataFrame with columns ``time`` (UTC, the fallback of docs/design.md), ``first_time``, ``namespace``,
         ``kind``, ``name``, ``object`` (``Kind/ns/name``), ``reason``, ``message``, ``type``
         (Normal/Warning), ``count`` (repeats), ``component`` (who reported it), ``api``, ``uid``,
         ``event`` (``event/<ns>/<name>``, the evidence link). Objects seen twice (same uid, e.g. from
@@ -152,18 +152,11 @@ def _list_raw(fn: Any, *args: Any, limit: int = 500) -> list[dict[str, Any]]:
     Raw, because kubernetes-client 37's ``EventsV1Event`` model refuses the null ``eventTime`` that
     events written through core/v1 have (and skipping the models is faster for 10^5 events).
     """
-    items: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"limit": limit, "_preload_content": False}
-        if token:
-            kwargs["_continue"] = token
-        resp = fn(*args, **kwargs)
-        page = json.loads(resp.data)
-        items.extend(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
+
+    def fetch(token: str | None) -> Any:
+        return json.loads(fn(*args, **continue_kwargs(token, limit, _preload_content=False)).data)
+
+    return [item for page in pages(fetch) for item in page.get("items") or []]
 
 
 def list_events(
@@ -178,8 +171,6 @@ def list_events(
     Returns:
         (events, notes). A forbidden or missing API is a note, not an error, as long as one works.
     """
-    from opsbook.k8s.client import api_client
-
     api = api or api_client()
     out: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -211,47 +202,3 @@ def list_events(
     if notes and not out:
         log.warning("no events readable: %s", "; ".join(notes))
     return out, notes
-
-
-def collect_events(
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    api: k8s.ApiClient | None = None,
-    namespaces: list[str] | None = None,
-    archive: str | None = None,
-    live: bool = True,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Events of the window from the API server and, if given, an archive (local path or s3://).
-
-    Args:
-        start: window start (UTC).
-        end: window end (UTC).
-        api: Kubernetes client (default: the configured cluster).
-        namespaces: only these namespaces (events of cluster-scoped objects are always kept).
-        archive: an ``opsbook events archive`` output to read older events from.
-        live: also read the API server (False: the archive only, e.g. offline).
-
-    Returns:
-        (events frame as :func:`normalise_events`, notes about sources that were unavailable).
-    """
-    notes: list[str] = []
-    raw: list[dict[str, Any]] = []
-    if live:
-        got, n = list_events(api)
-        raw.extend(got)
-        notes.extend(n)
-    if archive:
-        from opsbook.archive import gap_notes, read_archive, read_gaps
-
-        archived = read_archive(archive, start, end)
-        raw.extend(archived)
-        notes.append(f"{len(archived)} events read from the archive {archive}")
-        notes.extend(gap_notes(read_gaps(archive, start, end), archive))
-    df = in_window(normalise_events(raw), start, end)
-    if namespaces:
-        df = df[df["namespace"].isin(namespaces) | (df["namespace"] == "") | (df["kind"] == "Node")]
-        df = df.reset_index(drop=True)
-    if not len(df):
-        oldest = "the last hour" if live else "nothing"
-        notes.append(f"no events in the window (the API server keeps {oldest}; use `opsbook events archive`)")
-    return df, notes

@@ -34,11 +34,12 @@ import pandas as pd
 from kubernetes import client as k8s
 
 from opsbook.errors import OpsbookError
-from opsbook.k8s.client import Forbidden, boundary, list_all
+from opsbook.k8s.certs import certificates_in
+from opsbook.k8s.client import Forbidden, api_client, boundary, list_all
+from opsbook.report import ROW_COLUMNS as ROW_COLUMNS
 
 log = logging.getLogger(__name__)
 
-ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
 """Columns of an evidence frame: ``time`` (UTC), ``source`` (node, pod, rollout, control-plane,
 certificate ...), ``object`` (``Kind/ns/name``), ``what`` (short reason), ``detail`` (one sentence),
 ``severity`` (info/low/medium/high/critical), ``evidence`` (the command that shows it)."""
@@ -493,8 +494,6 @@ def tls_secret_evidence(
     Returns:
         (rows with source ``certificate``, time = notAfter; notes, e.g. when secrets are forbidden).
     """
-    from opsbook.analysis.certs import certificates_in
-
     core = k8s.CoreV1Api(api)
     notes: list[str] = []
     selector = "type=kubernetes.io/tls"
@@ -543,8 +542,6 @@ def collect_k8s_evidence(
     Returns:
         (frame of :data:`ROW_COLUMNS` sorted by time, notes about sources that were unavailable).
     """
-    from opsbook.k8s.client import api_client
-
     api = api or api_client()
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     notes: list[str] = []

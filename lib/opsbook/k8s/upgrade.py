@@ -20,10 +20,10 @@ from kubernetes import client as k8s
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from opsbook.analysis.upgrade import SAMPLE_COLUMNS, is_mirror_pod, selector_matches
-from opsbook.errors import OpsbookError
-from opsbook.k8s.client import boundary
+from opsbook.errors import ApiError, OpsbookError
+from opsbook.k8s.client import boundary, continue_query, pages
 from opsbook.k8s.inventory import get_json
+from opsbook.k8s.objects import SAMPLE_COLUMNS, is_mirror_pod, selector_matches
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,9 @@ Say = Callable[[str], None]
 
 def list_json(api: k8s.ApiClient, path: str) -> list[dict[str, Any]]:
     """Every item of a cluster-wide list (paginated), as dicts."""
-    items: list[dict[str, Any]] = []
-    token = ""
     with boundary(f"GET {path}", api):
-        while True:
-            q: list[tuple[str, Any]] = [("limit", 500)] + ([("continue", token)] if token else [])
-            body = get_json(api, path, q)
-            items += body.get("items") or []
-            token = (body.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return items
+        return [i for body in pages(lambda token: get_json(api, path, continue_query(token)))
+                for i in body.get("items") or []]
 
 
 @dataclass
@@ -248,7 +241,7 @@ def drain(api: k8s.ApiClient, node: str, timeout: float, *, interval: float = 1.
                     pdbs.update(names)
                     blocked[key] = f"disruption budget {', '.join(names) or '?'} allows no more disruptions"
                     continue
-                raise OpsbookError(f"evict {key}: the API server answered {e.status} {e.reason}") from e
+                raise ApiError(f"evict {key}: the API server answered {e.status} {e.reason}", int(e.status or 0)) from e
         if time.monotonic() - t0 >= timeout:
             still = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": blocked.get(
                 f"{p['metadata']['namespace']}/{p['metadata']['name']}", "still terminating") for p in pods}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from opsbook.aws.s3url import is_s3, parse_s3
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import AwsError, BadInput
@@ -118,7 +119,7 @@ class CreateParams:
     @property
     def state_bucket(self) -> str:
         """The bucket part of ``state_store``."""
-        return self.state_store.removeprefix("s3://").split("/", 1)[0]
+        return (parse_s3(self.state_store) or ("", ""))[0]
 
     @property
     def instance_types(self) -> tuple[str, ...]:
@@ -277,7 +278,7 @@ def local_problems(p: CreateParams) -> tuple[list[str], list[str]]:
     if (msg := ssh_key_problem(p.ssh_public_key)) is not None:
         problems.append(msg)
     bucket = p.state_bucket
-    if not p.state_store.startswith("s3://") or not _BUCKET.match(bucket):
+    if not is_s3(p.state_store) or not _BUCKET.match(bucket):
         problems.append(f"state_store {p.state_store!r} is not an S3 URL: use s3://<bucket>, e.g. "
                         "s3://mycompany-kops-state")
     if not _K8S_VERSION.match(p.kubernetes_version):
@@ -309,7 +310,7 @@ def describe_instance_types(types: Iterable[str], region: str, ec2: Any = None) 
             with boundary(f"ec2 describe-instance-types {t}"):
                 found = ec2.describe_instance_types(InstanceTypes=[t])["InstanceTypes"]
         except AwsError as e:
-            if "InvalidInstanceType" in str(e):
+            if e.code.startswith("InvalidInstanceType"):
                 continue
             raise
         if found:

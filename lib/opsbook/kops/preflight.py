@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +34,7 @@ import pandas as pd
 
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
+from opsbook.data.tables import credit_spec, reference_prices, reference_prices_source
 from opsbook.errors import ApiUnavailable, AwsError, RunbookFailed
 from opsbook.kops.params import ORIGINAL_COMMAND, CreateParams, describe_instance_types
 
@@ -64,11 +64,6 @@ def _row(check: str, status: str, message: str, obj: str = "", severity: str | N
     return {"check": check, "status": status, "severity": sev, "message": message, "object": obj}
 
 
-def _code(e: AwsError) -> str:
-    m = re.search(r": ([A-Za-z0-9]+): ", str(e))
-    return m.group(1) if m else ""
-
-
 # -- the checks -------------------------------------------------------------------------------------
 def check_identity(sts: Any) -> Row:
     """Who am I: ``sts get-caller-identity``."""
@@ -91,7 +86,7 @@ def check_state_bucket(s3: Any, bucket: str, region: str) -> list[Row]:
             s3.head_bucket(Bucket=bucket)
     except AwsError as e:
         loc = "" if region == "us-east-1" else f" --create-bucket-configuration LocationConstraint={region}"
-        if _code(e) in ("404", "NoSuchBucket"):
+        if e.code in ("404", "NoSuchBucket"):
             msg = (f"state-store bucket {bucket} does not exist. Create it, versioned and encrypted: "
                    f"`aws s3api create-bucket --bucket {bucket} --region {region}{loc}`, then rerun to see "
                    "the versioning/encryption/public-access fixes")
@@ -136,7 +131,7 @@ def _encryption(s3: Any, bucket: str) -> Row:
         with boundary(f"s3 get-bucket-encryption {bucket}"):
             rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     except AwsError as e:
-        if _code(e) != "ServerSideEncryptionConfigurationNotFoundError":
+        if e.code != "ServerSideEncryptionConfigurationNotFoundError":
             raise
         rules = []
     algos = [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm", "") for r in rules]
@@ -157,7 +152,7 @@ def _public_access(s3: Any, bucket: str) -> Row:
         with boundary(f"s3 get-public-access-block {bucket}"):
             cfg = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     except AwsError as e:
-        if _code(e) != "NoSuchPublicAccessBlockConfiguration":
+        if e.code != "NoSuchPublicAccessBlockConfiguration":
             raise
         cfg = {}
     keys = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
@@ -355,8 +350,6 @@ def modernize_flags(command: str) -> tuple[str, dict[str, str]]:
 
 def _price(instance_type: str, region: str) -> tuple[float | None, str]:
     """On-Demand $/h of ``instance_type`` from the shipped reference table, and where it came from."""
-    from opsbook.analysis.credits import reference_prices, reference_prices_source
-
     df = reference_prices()
     src = reference_prices_source()
     exact = df[(df["region"] == region) & (df["instance_type"] == instance_type)]
@@ -372,8 +365,6 @@ def _price(instance_type: str, region: str) -> tuple[float | None, str]:
 
 def burstable_advice(instance_type: str, count: int, region: str, credit_mode: str, role: str) -> Row | None:
     """Advice for a burstable type that would run in standard credit mode, with the cost of the options."""
-    from opsbook.analysis.credits import credit_spec
-
     spec = credit_spec(instance_type)
     if spec is None:
         return None

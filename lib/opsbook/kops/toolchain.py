@@ -33,11 +33,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from opsbook import gobuild
 from opsbook.errors import ToolchainError
-from opsbook.sandbox.toolchain import KOPS_VERSION, Progress, _go_env, _run, bin_dir, find_go
+from opsbook.gobuild import Progress, bin_dir
+from opsbook.gobuild import go_env as _go_env
+from opsbook.gobuild import run_go as _run
 
 log = logging.getLogger(__name__)
 
+KOPS_VERSION = "v1.33.1"  # newest tag the Go module proxy serves here (v1.34.x: 403)
 KOPS_MODULE = "k8s.io/kops"
 ASSET_ARCHES = ("amd64", "arm64")
 ASSET_PACKAGES = {"nodeup": "cmd/nodeup", "protokube": "protokube/cmd/protokube",
@@ -47,6 +51,11 @@ ASSET_PACKAGES = {"nodeup": "cmd/nodeup", "protokube": "protokube/cmd/protokube"
 def kops_path(version: str = KOPS_VERSION) -> Path:
     """Where the pinned kops binary lives once built."""
     return bin_dir("kops", version) / "kops"
+
+
+def find_go() -> str:
+    """Return the ``go`` executable, or raise with what to do instead (:func:`opsbook.gobuild.find_go`)."""
+    return gobuild.find_go(f"kops {KOPS_VERSION}")
 
 
 def _is_executable(p: Path) -> bool:
@@ -82,7 +91,7 @@ def _download(go: str, work: Path, version: str) -> Path:
         raise ToolchainError(
             f"could not download {KOPS_MODULE}@{version} from the Go module proxy "
             f"({os.environ.get('GOPROXY', 'default proxy')}): {detail}. Pin a version the proxy serves "
-            "(KOPS_VERSION in opsbook/sandbox/toolchain.py; v1.33.1 is known to be served), or install kops "
+            "(KOPS_VERSION in opsbook/kops/toolchain.py; v1.33.1 is known to be served), or install kops "
             "yourself and put it on PATH."
         )
     return Path(m.group(1))
@@ -116,7 +125,7 @@ def build_kops(go: str, progress: Progress, version: str = KOPS_VERSION) -> Path
     """Build kops ``version`` into its cache directory and return the binary's path.
 
     Args:
-        go: the ``go`` executable (see :func:`opsbook.sandbox.toolchain.find_go`).
+        go: the ``go`` executable (see :func:`find_go`).
         progress: called with one human-readable line per step.
         version: kops tag, e.g. ``v1.33.1``.
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from opsbook.report import SEVERITY_RANK
+
 SEVERITY_COLOURS = {
     "info": "#9e9e9e",
     "low": "#42a5f5",
@@ -18,7 +20,6 @@ SEVERITY_COLOURS = {
     "high": "#fb8c00",
     "critical": "#e53935",
 }
-_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 def swimlanes(
@@ -54,7 +55,7 @@ def swimlanes(
     )
     if len(lanes_df):
         score = lanes_df.groupby("lane").agg(
-            sev=("severity", lambda s: max(_RANK.get(x, 0) for x in s)),
+            sev=("severity", lambda s: max(SEVERITY_RANK.get(x, 0) for x in s)),
             n=("count", "sum"),
             first=("time", "min"),
         )

@@ -34,9 +34,18 @@ import pandas as pd
 from kubernetes import client as k8s
 
 from opsbook.analysis import upgrade as an
+from opsbook.aws.s3url import parse_s3
 from opsbook.errors import BadInput, RunbookFailed
 from opsbook.k8s import upgrade as ku
+from opsbook.k8s.client import api_client
+from opsbook.k8s.objects import SAMPLE_COLUMNS
+from opsbook.kops.apply import stream_kops
+from opsbook.kops.plan import last_error, run_kops
+from opsbook.kops.spec import ClusterSpec
+from opsbook.kops.toolchain import KOPS_VERSION, channel_file, find_kops
 from opsbook.report import SEVERITY_RANK, Finding
+from opsbook.runbooks.validate_cluster import validate_cluster
+from opsbook.sandbox import Sandbox, _spec_from_dict, rolling
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -74,15 +83,10 @@ class Params:
 
 
 def _api() -> k8s.ApiClient:
-    from opsbook.k8s.client import api_client
-
     return api_client()
 
 
 def _kops_version() -> tuple[str, Path | None]:
-    from opsbook.kops.toolchain import find_kops
-    from opsbook.sandbox.toolchain import KOPS_VERSION
-
     kops = find_kops(KOPS_VERSION)
     return (KOPS_VERSION if kops else ""), kops
 
@@ -93,8 +97,6 @@ def _channel_target(kops_version: str, control_plane: str) -> tuple[str, str]:
     The kops channel's recommendation; when there is nothing newer, or no channel, the current
     version (the run then only checks).
     """
-    from opsbook.kops.toolchain import channel_file
-
     cp = an.Version.parse(control_plane)
     if not kops_version or not channel_file(kops_version).exists():
         return str(cp), ("no target_version and no kops channel (kops is not built): nothing to upgrade. "
@@ -126,7 +128,7 @@ def check_parameters(cluster_name: str = "", state_store: str = "", target_versi
         problems.append(f"provider {provider!r}: choose one of {', '.join(PROVIDERS)}.")
     if max_surge < 0 or max_unavailable < 0 or (max_surge == 0 and max_unavailable == 0):
         problems.append("max_surge and max_unavailable cannot both be 0 (nothing could ever be replaced).")
-    if state_store and not state_store.startswith("s3://"):
+    if state_store and parse_s3(state_store) is None:
         problems.append(f"state_store {state_store!r} must be an s3:// URL, or empty for $KOPS_STATE_STORE.")
     if drain_timeout < 1 or validation_timeout < 1:
         problems.append("drain_timeout and validation_timeout must be at least 1 second.")
@@ -275,8 +277,6 @@ def plan(params: Params, pre: Preflight) -> Plan:
     elif not params.cluster_name or not params.state_store:
         notes.append("no cluster_name/state_store: no kops dry run")
     else:
-        from opsbook.kops.plan import last_error, run_kops
-
         env = dict(os.environ)
         env.pop("KOPS_CLUSTER_NAME", None)
         for c in kops_commands(params):
@@ -316,7 +316,7 @@ class Rollout:
     action: str
     message: str
     steps: pd.DataFrame
-    samples: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=an.SAMPLE_COLUMNS))
+    samples: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SAMPLE_COLUMNS))
     availability: pd.DataFrame = field(default_factory=pd.DataFrame)
     findings: list[Finding] = field(default_factory=list)
     left_cordoned: dict[str, str] = field(default_factory=dict)
@@ -332,9 +332,6 @@ class Rollout:
 
 
 def _sandbox_spec(name: str) -> Any:
-    from opsbook.kops.spec import ClusterSpec
-    from opsbook.sandbox import Sandbox, _spec_from_dict
-
     st = Sandbox(name).state()
     if st is None:
         raise BadInput(f"sandbox {name!r} is not up: run `opsbook sandbox up --name {name}`")
@@ -342,16 +339,12 @@ def _sandbox_spec(name: str) -> Any:
 
 
 def _validate(params: Params, api: k8s.ApiClient, say: Say) -> tuple[bool, str]:
-    from opsbook.analysis.validate import validate_cluster
-
     run = validate_cluster(params.cluster_name, wait=params.validation_timeout, count=1, interval=2,
                            fail_on="critical", api=api)
     return run.passed, run.summary_line()
 
 
 def _roll_node(api: k8s.ApiClient, spec: Any, params: Params, row: Any, say: Say) -> dict[str, Any]:
-    from opsbook.sandbox import rolling
-
     node, target = str(row.name), str(params.target)
     step: dict[str, Any] = {"order": row.order, "node": node, "instance_group": row.instance_group,
                             "old_version": row.kubelet_version, "replacement": "", "new_version": f"v{target}",
@@ -493,8 +486,6 @@ def _cordoned(api: k8s.ApiClient) -> dict[str, str]:
 
 
 def _apply_kops(params: Params, say: Say, started: str) -> Rollout:
-    from opsbook.kops.apply import stream_kops
-
     _, kops = _kops_version()
     if kops is None:
         raise RunbookFailed("kops is not built: run `opsbook toolchain` (provider kops needs it)")

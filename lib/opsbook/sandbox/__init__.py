@@ -26,11 +26,12 @@ from typing import Any
 from kubernetes import client as k8s
 
 from opsbook.errors import SandboxError
+from opsbook.gobuild import cache_root
 from opsbook.kops.spec import ClusterSpec
+from opsbook.procs import free_port, wait_for
 from opsbook.sandbox import cluster as kc
 from opsbook.sandbox import moto_server
-from opsbook.sandbox.procs import free_port, wait_for
-from opsbook.sandbox.toolchain import Toolchain, cache_root, ensure_toolchain
+from opsbook.sandbox.toolchain import Toolchain, ensure_toolchain
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ class Sandbox:
             )
         tc = ensure_toolchain(say)
         # simulated kops nodes on top of kind: run kwok's controller locally against it
-        from opsbook.sandbox.procs import read_pid, spawn
+        from opsbook.procs import read_pid, spawn
 
         if read_pid(self.dir / "kwok.pid") is None:
             stages = self.dir / "kwok-stages.yaml"
@@ -326,7 +327,7 @@ class Sandbox:
                 kc.kwok_delete(tc, self.kwok_workdir, self.name, self.kubeconfig)
             stopped.append(f"cluster {self.name} (kwok)")
         elif backend == "kind":  # pragma: no cover - needs Docker
-            from opsbook.sandbox.procs import read_pid, terminate
+            from opsbook.procs import read_pid, terminate
 
             pid = read_pid(self.dir / "kwok.pid")
             if pid:
@@ -346,7 +347,7 @@ class Sandbox:
         out: dict[str, Any] = {"name": self.name, "up": False, "state_dir": str(self.dir)}
         if st is None:
             return out
-        from opsbook.sandbox.procs import read_pid
+        from opsbook.procs import read_pid
 
         out.update(
             {

@@ -25,11 +25,12 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from opsbook.data import read_text
 from opsbook.errors import SandboxError
-from opsbook.sandbox.procs import free_port, pid_alive, read_pid, spawn, terminate, wait_for
+from opsbook.k8s.client import api_client
+from opsbook.procs import free_port, pid_alive, read_pid, spawn, terminate, wait_for
 from opsbook.sandbox.toolchain import Toolchain
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ PRODUCTION_TIMING = {
 
 def kwok_stages() -> str:
     """The kwok Stage documents the sandbox runs (YAML, several documents)."""
-    return resources.files("opsbook.data").joinpath("kwok-stages.yaml").read_text(encoding="utf-8")
+    return read_text("kwok-stages.yaml")
 
 
 @dataclass(frozen=True)
@@ -268,8 +269,6 @@ def start_component(workdir: Path, name: str, component: str) -> int:
 def wait_api(kubeconfig: Path, timeout: float = 60) -> None:
     """Wait until the API server at ``kubeconfig`` answers ``/readyz``."""
     from kubernetes import client as k8s
-
-    from opsbook.k8s.client import api_client
 
     def ready() -> bool:
         api = api_client(str(kubeconfig))

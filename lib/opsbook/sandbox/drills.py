@@ -20,9 +20,12 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from opsbook.aws.asg import cluster_asg_records
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import BadInput, SandboxError
-from opsbook.sandbox import Sandbox, faults
+from opsbook.kops.spec import ClusterSpec
+from opsbook.procs import wait_for
+from opsbook.sandbox import Sandbox, _spec_from_dict, faults, seed, upgrade_drills
 
 log = logging.getLogger(__name__)
 
@@ -444,8 +447,6 @@ def drill_bad_database_update(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
 
 
 def _older_cluster(sb: Sandbox, api: k8s.ApiClient) -> tuple[str, str, list[str]]:
-    from opsbook.sandbox import upgrade_drills
-
     st = sb.state()
     version = str((st.spec if st else {}).get("kubernetes_version", "1.34.4"))
     older = upgrade_drills.older_version(version)
@@ -454,8 +455,6 @@ def _older_cluster(sb: Sandbox, api: k8s.ApiClient) -> tuple[str, str, list[str]
 
 def drill_upgrade_blocked_by_pdb(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
     """An upgrade is due and a PDB allows no disruption: the rolling update must stop and say so."""
-    from opsbook.sandbox import upgrade_drills
-
     version, older, nodes = _older_cluster(sb, api)
     upgrade_drills.blocking_pdb(api)
     return DrillResult(
@@ -552,9 +551,6 @@ def drill_consumer_stalled(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
 
 
 def _spec(sb: Sandbox) -> Any:
-    from opsbook.kops.spec import ClusterSpec
-    from opsbook.sandbox import _spec_from_dict
-
     st = sb.state()
     if st is None:
         raise SandboxError(f"sandbox {sb.name!r} is not up: run `opsbook sandbox up` first")
@@ -578,8 +574,6 @@ def drill_zone_outage(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
     node, its instance group is first scaled to two (a new instance in moto, a new node), so the outage is
     visibly a zone's and not a node's.
     """
-    from opsbook.sandbox import seed
-
     spec = _spec(sb)
     zones = _worker_zone_nodes(api)
     zone = next((z for z in sorted(zones) if z not in spec.master_zones), sorted(zones)[0])
@@ -590,8 +584,6 @@ def drill_zone_outage(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
         asg.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=2, DesiredCapacity=2)
         before = set(zones[zone])
         seed.seed_nodes(api, spec, seed.list_instances(spec))
-        from opsbook.sandbox.procs import wait_for
-
         core = k8s.CoreV1Api(api)
 
         def ready() -> bool:
@@ -688,19 +680,15 @@ def run_drill(scenario: str, sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
 
 def _replace_dead_instance(sb: Sandbox, api: k8s.ApiClient, node: str) -> str:
     """After an EC2 death: drop the dead node if it is still there, register the ASG's replacement."""
-    from opsbook.sandbox import seed
-
     core = k8s.CoreV1Api(api)
     if node in {n.metadata.name for n in core.list_node().items}:
         faults.resume_heartbeat(sb, api, node)  # kwok must manage it again to finish its pods
         core.delete_node(node)
     spec = _spec(sb)
     asg = aws_client("autoscaling", spec.region)
-    for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]:  # moto does not replace by itself
+    for g in cluster_asg_records(spec.name, spec.region, asg):  # moto does not replace by itself
         healthy = [i for i in g["Instances"] if i["LifecycleState"] == "InService"]
-        if len(healthy) < g["DesiredCapacity"] and any(
-            t["Key"] == "KubernetesCluster" and t["Value"] == spec.name for t in g.get("Tags", [])
-        ):
+        if len(healthy) < g["DesiredCapacity"]:
             asg.set_desired_capacity(AutoScalingGroupName=g["AutoScalingGroupName"],
                                      DesiredCapacity=g["DesiredCapacity"], HonorCooldown=False)
     names = seed.seed_nodes(api, spec, seed.list_instances(spec))
@@ -725,8 +713,6 @@ def reset(sb: Sandbox, api: k8s.ApiClient) -> list[str]:
             _set_image(api, "mongodb", "mongo:4.4", "rollback to mongo:4.4")
             undone.append("rolled mongodb back to mongo:4.4")
         elif scenario.startswith("upgrade-"):
-            from opsbook.sandbox import upgrade_drills
-
             undone += upgrade_drills.undo(sb, api, entry)
         elif scenario == "zone-outage":
             for node in entry["details"]["nodes"]:

@@ -20,9 +20,9 @@ from kubernetes.client.exceptions import ApiException
 
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import SandboxError
+from opsbook.procs import wait_for
 from opsbook.sandbox import Sandbox
 from opsbook.sandbox import cluster as kc
-from opsbook.sandbox.procs import wait_for
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,7 @@ from typing import Any
 
 import yaml
 
-from opsbook.kops.toolchain import channel_file
-from opsbook.sandbox.toolchain import KOPS_VERSION
+from opsbook.kops.toolchain import KOPS_VERSION, channel_file
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ import yaml
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import SandboxError
 from opsbook.kops.spec import ClusterSpec
-from opsbook.sandbox import Sandbox, api_names
+from opsbook.sandbox import Sandbox, _spec_from_dict, api_names
 from opsbook.sandbox.seed import STATE_BUCKET
 
 log = logging.getLogger(__name__)
@@ -141,8 +141,6 @@ def sandbox_spec(sb: Sandbox) -> ClusterSpec:
     st = sb.state()
     if st is None:
         raise SandboxError(f"sandbox {sb.name!r} is not up: run `opsbook sandbox up --name {sb.name}`")
-    from opsbook.sandbox import _spec_from_dict
-
     return ClusterSpec(**_spec_from_dict(st.spec))
 
 

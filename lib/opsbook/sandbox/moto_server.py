@@ -7,7 +7,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from opsbook.sandbox.procs import free_port, port_open, read_pid, spawn, terminate, wait_for
+from opsbook.procs import free_port, port_open, read_pid, spawn, terminate, wait_for
+from opsbook.sandbox.kops_images import moto_env
 
 
 def start(state_dir: Path, port: int | None = None) -> tuple[int, int]:
@@ -15,8 +16,6 @@ def start(state_dir: Path, port: int | None = None) -> tuple[int, int]:
 
     The server starts knowing the images of kops' pinned channel (:mod:`opsbook.sandbox.kops_images`).
     """
-    from opsbook.sandbox.kops_images import moto_env  # kops.toolchain imports the sandbox package: not at import
-
     pid_file = state_dir / "moto.pid"
     port_file = state_dir / "moto.port"
     pid = read_pid(pid_file)

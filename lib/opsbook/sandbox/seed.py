@@ -18,6 +18,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from opsbook.aws.asg import IG_TAG, LIVE_STATES, cluster_instance_records
 from opsbook.aws.session import client as aws_client
 from opsbook.kops.spec import ClusterSpec, InstanceGroup
 from opsbook.sandbox.cluster import MANAGED_ANNOTATION, MANAGED_VALUE
@@ -106,28 +107,19 @@ def seed_aws(spec: ClusterSpec) -> list[SeededInstance]:
 
 def list_instances(spec: ClusterSpec) -> list[SeededInstance]:
     """The running instances of the cluster's ASGs."""
-    ec2 = aws_client("ec2", spec.region)
     out: list[SeededInstance] = []
-    pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[
-            {"Name": "tag:KubernetesCluster", "Values": [spec.name]},
-            {"Name": "instance-state-name", "Values": ["pending", "running"]},
-        ]
-    )
-    for page in pages:
-        for res in page["Reservations"]:
-            for inst in res["Instances"]:
-                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-                out.append(
-                    SeededInstance(
-                        instance_id=inst["InstanceId"],
-                        instance_group=tags.get("kops.k8s.io/instancegroup", "?"),
-                        instance_type=inst["InstanceType"],
-                        zone=inst["Placement"]["AvailabilityZone"],
-                        private_dns=inst["PrivateDnsName"],
-                        private_ip=inst["PrivateIpAddress"],
-                    )
-                )
+    for inst in cluster_instance_records(spec.name, spec.region, states=LIVE_STATES):
+        tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+        out.append(
+            SeededInstance(
+                instance_id=inst["InstanceId"],
+                instance_group=tags.get(IG_TAG, "?"),
+                instance_type=inst["InstanceType"],
+                zone=inst["Placement"]["AvailabilityZone"],
+                private_dns=inst["PrivateDnsName"],
+                private_ip=inst["PrivateIpAddress"],
+            )
+        )
     return sorted(out, key=lambda i: (i.instance_group, i.instance_id))
 
 

@@ -21,37 +21,26 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsbook import gobuild
 from opsbook.errors import ToolchainError
+from opsbook.gobuild import Progress, bin_dir, cache_root
+from opsbook.gobuild import go_env as _go_env
+from opsbook.gobuild import run_go as _run
 
 log = logging.getLogger(__name__)
 
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"  # 3.6.x pairs with Kubernetes 1.34+
 KWOK_VERSION = "v0.8.0"  # go.mod says go 1.26.0
-KOPS_VERSION = "v1.33.1"  # newest tag the Go module proxy serves here (v1.34.x: 403)
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-
-Progress = Callable[[str], None]
-
-
-def cache_root() -> Path:
-    """Root of opsbook's cache (``$OPSBOOK_CACHE`` or ``~/.cache/opsbook``)."""
-    env = os.environ.get("OPSBOOK_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "opsbook"
-
-
-def bin_dir(component: str, version: str) -> Path:
-    """Directory that holds the binaries of one pinned component."""
-    return cache_root() / "bin" / f"{component}-{version}"
 
 
 @dataclass(frozen=True)
@@ -103,40 +92,8 @@ def _is_executable(p: Path) -> bool:
 
 
 def find_go() -> str:
-    """Return the ``go`` executable, or raise with what to do instead."""
-    go = shutil.which("go")
-    if go is None:
-        raise ToolchainError(
-            "Go is not installed, so the local control plane cannot be built. "
-            "Install Go >= 1.26 (https://go.dev/doc/install, or `apt-get install golang`), "
-            "or have Docker + kind available, or point `opsbook sandbox up --kubeconfig PATH` "
-            "at an existing cluster."
-        )
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False)
-    m = re.match(r"go(\d+)\.(\d+)", out.stdout.strip())
-    if not m or (int(m.group(1)), int(m.group(2))) < (1, 26):
-        raise ToolchainError(
-            f"Go {out.stdout.strip() or '?'} is too old: kwok {KWOK_VERSION} and etcd "
-            f"{ETCD_VERSION} need Go >= 1.26. Install a newer Go, or export "
-            "GOTOOLCHAIN=go1.26.8 so the go command fetches one from the module proxy."
-        )
-    return go
-
-
-def _go_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("GOTOOLCHAIN", "local")
-    env["CGO_ENABLED"] = "0"
-    env.setdefault("GOFLAGS", "-buildvcs=false")
-    return env
-
-
-def _run(cmd: list[str], cwd: Path, what: str) -> None:
-    log.debug("running %s in %s", cmd, cwd)
-    proc = subprocess.run(cmd, cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise ToolchainError(f"{what} failed: `{' '.join(cmd)}` exited {proc.returncode}:\n{tail}")
+    """Return the ``go`` executable, or raise with what to do instead (:func:`opsbook.gobuild.find_go`)."""
+    return gobuild.find_go(f"kwok {KWOK_VERSION} and etcd {ETCD_VERSION}")
 
 
 def staging_replaces(kubernetes_gomod: str, version: str) -> list[tuple[str, str]]:

@@ -13,8 +13,9 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from opsbook.k8s.upgrade import NOTE, REPLACEMENT, drain, uncordon
 from opsbook.kops.spec import ClusterSpec
-from opsbook.sandbox import Sandbox, _spec_from_dict, seed
+from opsbook.sandbox import Sandbox, _spec_from_dict, rolling, seed
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,6 @@ def finish_or_uncordon(sb: Sandbox, api: k8s.ApiClient) -> list[str]:
     A node whose surge replacement already joined is drained (nothing blocks it any more) and
     retired, as the upgrade would have done; any other is uncordoned.
     """
-    from opsbook.k8s.upgrade import NOTE, REPLACEMENT, drain, uncordon
-    from opsbook.sandbox import rolling
-
     st = sb.state()
     spec = ClusterSpec(**_spec_from_dict(st.spec)) if st else None
     core = k8s.CoreV1Api(api)

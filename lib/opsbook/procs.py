@@ -1,4 +1,4 @@
-"""Small helpers for the sandbox's background processes (pid files, ports, waiting)."""
+"""Small helpers for background processes: pid files, liveness, ports, spawning, stopping, waiting."""
 
 from __future__ import annotations
 
