@@ -114,6 +114,8 @@ def test_apiserver_restart_keeps_objects(sandbox: Sandbox, api: k8s.ApiClient, n
     try:
         _wait(lambda: len(_running(core, namespace, "after")) == 2, 90, "pods scheduled after the restart")
     except AssertionError as e:
-        pods = [(p.metadata.name, p.spec.node_name, p.status.phase) for p in core.list_namespaced_pod(namespace).items]
-        rs = [(r.metadata.name, r.status.replicas) for r in k8s.AppsV1Api(api).list_namespaced_replica_set(namespace).items]
+        pods = [(p.metadata.name, p.spec.node_name, p.status.phase)
+                for p in core.list_namespaced_pod(namespace).items]
+        rs = [(r.metadata.name, r.status.replicas)
+              for r in k8s.AppsV1Api(api).list_namespaced_replica_set(namespace).items]
         raise AssertionError(f"{e}: replicasets {rs}, pods {pods}") from None
