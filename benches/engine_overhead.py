@@ -6,6 +6,8 @@ both alike. Round 1 is reported apart (cold: first process after the sandbox cam
 are "warm". The difference of the warm medians is the engine's fixed cost per run (kernel start,
 notebook handling, HTML report); the runbook at scale is in ``validate_large.py``.
 Targets: engine <= 2x plain on this small runbook, fixed cost <= 1.5 s.
+``BENCH_BASELINE=/path/to/other/lib`` adds a third side, interleaved: the engine of another checkout
+(e.g. ``git archive`` of the commit before a change), so a before/after is measured under the same load.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def loadavg() -> str:
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Wall time of ``cmd`` as a fresh process, and the load average right after."""
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     took = time.perf_counter() - t
@@ -61,16 +64,18 @@ def main() -> None:
     sb.up(progress=lambda m: None)
     env = {**os.environ, **sb.activate(), "PYTHONWARNINGS": "ignore"}
     repeats = int(os.environ.get("BENCH_REPEATS", "6"))
+    baseline_lib = os.environ.get("BENCH_BASELINE")  # another checkout's lib/: its engine runs interleaved too
     engine: list[tuple[float, str]] = []
     plain: list[tuple[float, str]] = []
+    baseline: list[tuple[float, str]] = []
     try:
         with tempfile.TemporaryDirectory() as out:
+            run = [sys.executable, "-m", "opsbook.cli", "run", "cluster-inventory", "-q", "--output", out]
             for _ in range(repeats):
-                engine.append(
-                    timed([sys.executable, "-m", "opsbook.cli", "run", "cluster-inventory", "-q", "--output", out],
-                          env)
-                )
+                engine.append(timed(run, env))
                 plain.append(timed([sys.executable, "-c", PLAIN], env))
+                if baseline_lib:
+                    baseline.append(timed(run, {**env, "PYTHONPATH": baseline_lib}))
     finally:
         if started_here:
             sb.down()
@@ -83,6 +88,12 @@ def main() -> None:
         ("same calls in plain python -c", plain, p_warm),
     ):
         print(f"{label:46} {runs[0][0]:9.2f} {med:10.2f} {min(t for t, _ in runs[1:] or runs):10.2f}")
+    if baseline:
+        b_warm = statistics.median(t for t, _ in baseline[1:] or baseline)
+        print(f"{'baseline engine (BENCH_BASELINE)':46} {baseline[0][0]:9.2f} {b_warm:10.2f} "
+              f"{min(t for t, _ in baseline[1:] or baseline):10.2f}")
+        print(f"baseline fixed cost {b_warm - p_warm:.2f} s, ratio {b_warm / p_warm:.2f}x; runs "
+              f"{[round(t, 2) for t, _ in baseline]}")
     fixed = e_warm - p_warm
     ratio = e_warm / p_warm
     print(f"engine fixed cost (warm medians' difference): {fixed:.2f} s (target <= 1.5 s: "

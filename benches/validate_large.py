@@ -297,6 +297,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=4, help="rounds (round 1 reported apart as cold)")
     ap.add_argument("--keep", action="store_true", help="leave the benchmark sandbox running")
     ap.add_argument("--skip-build", action="store_true", help="the benchmark sandbox is already built (--keep)")
+    ap.add_argument("--baseline", metavar="LIB", help="also time `opsbook run` with PYTHONPATH=LIB (another "
+                    "checkout's lib/, e.g. `git archive` of the commit before a change)")
     a = ap.parse_args()
 
     from opsbook.k8s.client import api_client
@@ -319,9 +321,13 @@ def main() -> None:
                 "plain": [sys.executable, "-c", PLAIN],
                 "engine": [sys.executable, "-m", "opsbook.cli", "run", "validate-cluster", "-q", "--output", out],
             }
+            if a.baseline:  # the engine of another checkout (e.g. before a change), interleaved with the rest
+                cmds["baseline"] = cmds["engine"]
+                sides["baseline"] = []
             for i in range(a.repeat):
                 for side, cmd in cmds.items():
-                    sides[side].append(timed_process(cmd, env, api))
+                    side_env = {**env, "PYTHONPATH": a.baseline} if side == "baseline" else env
+                    sides[side].append(timed_process(cmd, side_env, api))
                 log(
                     f"round {i + 1}: " + ", ".join(f"{k} {v[-1]['seconds']:.2f}s/{v[-1]['requests']} req"
                                                    for k, v in sides.items())
@@ -353,6 +359,10 @@ def main() -> None:
         for c in cols:
             print(f"  {c} all runs: {s[c]['all']} (load {s[c]['loads']})")
         e, p, k = s["engine"]["warm"], s["plain"]["warm"], s["kubectl"]["warm"]
+        if "baseline" in s:
+            b = s["baseline"]
+            print(f"  baseline engine ({a.baseline}): round 1 {b['first']:.2f}s, warm {b['warm']:.2f}s "
+                  f"= {b['warm'] / s['plain']['warm']:.2f}x plain; all runs {b['all']}")
         print(f"\nengine / plain python (warm) = {e / p:.2f}x (target <= 1.3x: {'met' if e / p <= 1.3 else 'NOT met'});"
               f" cold {s['engine']['first'] / s['plain']['first']:.2f}x")
         print(f"plain python / kubectl listing (warm) = {p / k:.2f}x (target <= 1.5x: "

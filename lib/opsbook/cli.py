@@ -506,7 +506,7 @@ def _early_kernel(runbook: str, sandbox: str | None, context: str | None) -> Any
             env = active_env(sandbox)
         except OpsbookError:
             return None
-    return start_kernel(path.parent, env, context)
+    return start_kernel(path, env, context)
 
 
 def _print_summary(result: Any, fmt: str) -> None:

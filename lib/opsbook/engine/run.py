@@ -179,7 +179,7 @@ def run_runbook(
         kernel.discard()  # started for another notebook directory or environment
         kernel = None
     if kernel is None:
-        kernel = start_kernel(runbook.path.parent, env, context)
+        kernel = start_kernel(runbook.path, env, context)
     try:
         return _run_runbook(runbook, parameters, output, fail_on, timeout, progress, env, alerts, context, kernel)
     finally:
