@@ -30,7 +30,9 @@ install: $(STAMP)
 toolchain: $(STAMP)
 	$(OPSBOOK) toolchain
 
-# kops and its node binaries: only the suite (and create-cluster's kops provider) needs them.
+# kops and its amd64 node binaries (arm64 gets stand-ins; `opsbook toolchain --kops --arm64` builds them, and
+# create-cluster does when a plan has arm64 instance types): only the suite and the kops provider need them.
+# `opsbook toolchain --kops --list` says what would be built, with estimates.
 toolchain-kops: $(STAMP)
 	$(OPSBOOK) toolchain --kops
 

@@ -187,6 +187,9 @@ def main() -> int:
             b = cloudwatch.planned_calls(len(queries), start, end, p)
             n = naive_calls(len(queries), start, end, p)
             print(f"  {label:36} batched {b:5d}  naive {n:6d}  ratio {b / n:6.2%}")
+        bh, nh = cloudwatch.planned_calls(len(queries), start, end, 3600), naive_calls(len(queries), start, end, 3600)
+        print(f"\nratio batched/naive calls at the runbook's hourly default: {bh / nh:.2%} (target <= 1%: "
+              f"{'met' if bh / nh <= 0.01 else 'NOT met'}); load average {Path('/proc/loadavg').read_text()[:14]}")
         b5 = cloudwatch.planned_calls(len(queries), start, end, 300)
         print(
             f"\n  runbook default (hourly batched) vs naive 5-minute script: "

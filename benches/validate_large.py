@@ -1,9 +1,21 @@
-"""Benchmark: validate-cluster on a big simulated cluster vs. `kubectl get nodes,pods -A -o json`.
+"""Benchmark: validate-cluster on a big simulated cluster, whole process against whole process.
 
-Builds a dedicated sandbox (default 1,000 kwok nodes, 20,000 pods), then prints side
-by side: the kubectl listing time, the validation's time (and its parts), the number
-of Kubernetes API requests the validation made, and its peak memory. Tears the
-sandbox down afterwards (``--keep`` to leave it).
+Builds a dedicated sandbox (default 1,000 kwok nodes, 20,000 pods), then runs, interleaved
+round by round (A, B, C, A, B, C ...) so background load hits every side alike, each in a
+fresh process:
+
+- ``opsbook run validate-cluster`` (the engine: kernel, notebook, HTML report);
+- ``python -c PLAIN``: the notebook's own library calls in a plain interpreter (the same
+  snapshot, AWS calls, checks, tables and figures rendered to PNG);
+- ``kubectl get nodes,pods -A -o json``: listing what the validation reads most of, the floor.
+
+Kubernetes API requests are counted on the wire: the API server's ``apiserver_request_total``
+is scraped from ``/metrics`` before and after every process (the scrapes themselves and the
+background traffic of kwok and the controllers -- leases, node status, informers' watches -- is
+left out: only GET and LIST of anything but leases and events are counted, discovery included; an
+idle window of the engine's length measures what is left of the background). Round 1 is reported on its own
+(first run after the cluster was built: files in the page cache, kubectl's discovery cache
+empty); the others are "warm". Tears the sandbox down afterwards (``--keep`` to leave it).
 
     .venv/bin/python benches/validate_large.py                      # 1000 nodes, 20000 pods
     .venv/bin/python benches/validate_large.py --nodes 200 --pods 4000   # quick run
@@ -24,91 +36,106 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-NAME = "validate-bench"
+NAME = os.environ.get("OPSBOOK_BENCH_LARGE_SANDBOX", "validate-bench")
+
+# The notebook's library calls (notebooks/validate-cluster.ipynb, default parameters), figures to PNG
+# and tables to HTML as the kernel's display does.
+PLAIN = """
+import json
+from opsbook import report
+from opsbook.runbooks import validate_cluster
+from opsbook.plots import validate as plots
+from opsbook.plots import figure_png
+run = validate_cluster.validate_cluster(
+    "", "", "", wait=0, count=1, interval=10, max_unready_nodes=0, cert_days=30, restart_threshold=5,
+    pending_grace=120, fail_on="high", exclude=[], say=print)
+run.attempts.to_html()
+report.record("validation", run.summary())
+figure_png(plots.run_score(run))
+run.findings_table().to_html()
+report.findings(run.findings_records(), quiet=True)
+figure_png(plots.node_readiness(run.nodes, run.targets))
+figure_png(plots.pods_by_phase(run.pods))
+nc = run.not_counted()
+getattr(nc, "to_html", lambda: None)()
+"""
+
+LINE = re.compile(r"^apiserver_request_total\{([^}]*)\} (\S+)$", re.M)
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+COUNTED_VERBS = {"GET", "LIST"}  # informers of the controllers re-WATCH all the time; our clients never watch
+BACKGROUND_RESOURCES = {"leases", "events"}
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-# -- child: one validation, measured in a fresh process ---------------------------------------------
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
-def hwm_mb() -> float:
-    """Peak RSS of this process image in MB (VmHWM: ru_maxrss keeps the parent's peak across exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+# -- requests on the wire -------------------------------------------------------------------------
 
 
-def child(limit: int) -> None:
-    import logging
+def scrape(api: Any) -> Counter[tuple[str, str]]:
+    """``apiserver_request_total`` summed by (verb, resource[/subresource]) from the API server's /metrics."""
+    method, url, headers, body, _ = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
+    resp = api.call_api(method, url, header_params=headers, body=body)
+    resp.read()
+    text = resp.data.decode()
+    out: Counter[tuple[str, str]] = Counter()
+    for labels, value in LINE.findall(text):
+        d = dict(LABEL.findall(labels))
+        res = d.get("resource", "")
+        if not res:  # non-resource requests (discovery /api, /apis, /version ...) carry their path here
+            res = "path " + d.get("subresource", "")
+        elif d.get("subresource"):
+            res += "/" + d["subresource"]
+        out[(d.get("verb", ""), res)] += int(float(value))
+    return out
 
-    from opsbook.analysis import validate as v
-    from opsbook.k8s import inventory
-    from opsbook.k8s.client import api_client
-    from opsbook.runbooks import validate_cluster as vc
 
-    logging.basicConfig(level=logging.WARNING)
-    t_setup = time.perf_counter()
-    api = api_client()
-    src = vc.Sources(api=api, limit=limit)
-    vc.aws_clients(src)  # one-off per process (botocore loads the EC2 model: ~0.7 s), like api_client()
-    setup_s = time.perf_counter() - t_setup
-    base_rss = hwm_mb()
-    t0 = time.perf_counter()
-    inputs = vc.collect(src)
-    t1 = time.perf_counter()
-    val = v.evaluate(inputs)
-    t2 = time.perf_counter()
-    peak = hwm_mb()
-    snap: inventory.Snapshot = inputs.snapshot
-    print(
-        json.dumps(
-            {
-                "seconds": t2 - t0,
-                "collect_s": t1 - t0,
-                "snapshot_s": snap.seconds,
-                "checks_s": t2 - t1,
-                "requests": snap.requests,
-                "aws_calls": inputs.aws_calls,
-                "nodes": len(snap.nodes),
-                "pods": len(snap.pods),
-                "evaluations": len(val.evaluations),
-                "findings": len(val.findings),
-                "passed": val.passed,
-                "score": val.score,
-                "peak_rss_mb": peak,
-                "baseline_rss_mb": base_rss,
-                "setup_s": setup_s,
-            }
-        )
+def counted(delta: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
+    """Reads by a client (GET/LIST, not leases/events): what a validation or a listing asks for."""
+    return Counter(
+        {k: n for k, n in delta.items() if n > 0 and k[0] in COUNTED_VERBS and k[1] not in BACKGROUND_RESOURCES}
     )
 
 
-def measure_validation(limit: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", "--limit", str(limit)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def measure_kubectl(kubectl: str) -> float:
+def timed_process(cmd: list[str], env: dict[str, str], api: Any) -> dict[str, Any]:
+    """Run ``cmd`` as a fresh process; wall time and the API requests seen by the server meanwhile."""
+    before = scrape(api)
+    before2 = scrape(api)  # what one scrape adds (the scrape of `before` itself)
     t0 = time.perf_counter()
-    subprocess.run([kubectl, "get", "nodes,pods", "-A", "-o", "json"], stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t0
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    after = scrape(api)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    scrape_cost = before2 - before
+    delta = after - before2 - scrape_cost
+    reads = counted(delta)
+    return {"seconds": seconds, "requests": sum(reads.values()), "by_kind": dict(reads), "load": loadavg()}
+
+
+def idle_window(api: Any, seconds: float) -> int:
+    """Counted requests nobody of ours made over ``seconds`` (the background that leaks into the count)."""
+    before = scrape(api)
+    before2 = scrape(api)
+    time.sleep(seconds)
+    after = scrape(api)
+    return sum(counted(after - before2 - (before2 - before)).values())
 
 
 # -- building the cluster ---------------------------------------------------------------------------
@@ -247,6 +274,19 @@ def build(nodes: int, pods: int, deployment_pods: int, namespaces: int, threads:
     return api, build_s
 
 
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """First round apart (cold), median of the others (warm)."""
+    warm = runs[1:] or runs
+    return {
+        "first": runs[0]["seconds"],
+        "warm": statistics.median(r["seconds"] for r in warm),
+        "all": [round(r["seconds"], 2) for r in runs],
+        "loads": [r["load"] for r in runs],
+        "requests": sorted({r["requests"] for r in runs}),
+        "by_kind": warm[len(warm) // 2]["by_kind"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", type=int, default=1000)
@@ -254,59 +294,79 @@ def main() -> None:
     ap.add_argument("--deployment-pods", type=int, default=1000)
     ap.add_argument("--namespaces", type=int, default=20)
     ap.add_argument("--threads", type=int, default=8)
-    ap.add_argument("--limit", type=int, default=2000, help="page size of the validation's list calls")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=4, help="rounds (round 1 reported apart as cold)")
     ap.add_argument("--keep", action="store_true", help="leave the benchmark sandbox running")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--skip-build", action="store_true", help="the benchmark sandbox is already built (--keep)")
+    ap.add_argument("--baseline", metavar="LIB", help="also time `opsbook run` with PYTHONPATH=LIB (another "
+                    "checkout's lib/, e.g. `git archive` of the commit before a change)")
     a = ap.parse_args()
-    if a.child:
-        child(a.limit)
-        return
 
+    from opsbook.k8s.client import api_client
     from opsbook.sandbox import Sandbox
     from opsbook.sandbox.toolchain import Toolchain
 
     try:
-        _, build_s = build(a.nodes, a.pods, a.deployment_pods, a.namespaces, a.threads)
+        if a.skip_build:
+            build_s = float("nan")
+        else:
+            _, build_s = build(a.nodes, a.pods, a.deployment_pods, a.namespaces, a.threads)
+        sb = Sandbox(NAME)
+        env = {**os.environ, **sb.activate(), "PYTHONWARNINGS": "ignore"}
+        api = api_client(env["KUBECONFIG"])
         kubectl = str(Toolchain.expected().kubectl)
-        measure_kubectl(kubectl)  # warm-up (discovery cache)
-        measure_validation(a.limit)
-        k_times, v_runs = [], []
-        for i in range(a.repeat):  # interleaved, so background load hits both alike
-            k_times.append(measure_kubectl(kubectl))
-            v_runs.append(measure_validation(a.limit))
-            log(f"round {i + 1}: kubectl {k_times[-1]:.2f}s, validation {v_runs[-1]['seconds']:.2f}s")
-        k = statistics.median(k_times)
-        vr = sorted(v_runs, key=lambda r: r["seconds"])[len(v_runs) // 2]
-        ratio = vr["seconds"] / k
-        rows = [
-            ("cluster", f"{vr['nodes']} nodes, {vr['pods']} pods (built in {build_s:.0f}s)", ""),
-            (f"time (median of {a.repeat})", f"{k:.2f} s", f"{vr['seconds']:.2f} s"),
-            ("  of which k8s snapshot", "", f"{vr['snapshot_s']:.2f} s"),
-            ("  of which AWS + TLS", "", f"{vr['collect_s'] - vr['snapshot_s']:.2f} s"),
-            ("  of which checks", "", f"{vr['checks_s']:.2f} s"),
-            ("one-off client setup (not timed)", "", f"{vr['setup_s']:.2f} s"),
-            (
-                "Kubernetes API requests",
-                f"{-(-vr['nodes'] // 500) + -(-vr['pods'] // 500)} (chunk 500)",
-                f"{vr['requests']} (8 kinds, page {a.limit})",
-            ),
-            ("AWS API calls", "0", str(vr["aws_calls"])),
-            (
-                "peak memory (RSS)",
-                "",
-                f"{vr['peak_rss_mb']:.0f} MB ({vr['baseline_rss_mb']:.0f} MB after imports)",
-            ),
-            ("checks evaluated / findings", "", f"{vr['evaluations']} / {vr['findings']}"),
-        ]
-        print(f"\n{'':34}{'kubectl get nodes,pods -A -o json':>36}{'opsbook validate':>36}")
-        for label, kv, vv in rows:
-            print(f"{label:34}{kv:>36}{vv:>36}")
-        print(
-            f"\nratio validation / kubectl = {ratio:.2f}x (target <= 1.5x); "
-            f"all runs: kubectl {[round(x, 2) for x in k_times]}, "
-            f"validation {[round(r['seconds'], 2) for r in v_runs]}"
-        )
+        sides: dict[str, list[dict[str, Any]]] = {"kubectl": [], "plain": [], "engine": []}
+        with tempfile.TemporaryDirectory() as out:
+            cmds = {
+                "kubectl": [kubectl, "get", "nodes,pods", "-A", "-o", "json"],
+                "plain": [sys.executable, "-c", PLAIN],
+                "engine": [sys.executable, "-m", "opsbook.cli", "run", "validate-cluster", "-q", "--output", out],
+            }
+            if a.baseline:  # the engine of another checkout (e.g. before a change), interleaved with the rest
+                cmds["baseline"] = cmds["engine"]
+                sides["baseline"] = []
+            for i in range(a.repeat):
+                for side, cmd in cmds.items():
+                    side_env = {**env, "PYTHONPATH": a.baseline} if side == "baseline" else env
+                    sides[side].append(timed_process(cmd, side_env, api))
+                log(
+                    f"round {i + 1}: " + ", ".join(f"{k} {v[-1]['seconds']:.2f}s/{v[-1]['requests']} req"
+                                                   for k, v in sides.items())
+                    + f" (load {loadavg()})"
+                )
+        idle = idle_window(api, statistics.median(r["seconds"] for r in sides["engine"]))
+        s = {k: summarise(v) for k, v in sides.items()}
+        st = sb.state()
+        nodes = pods = "?"
+        if st is not None:
+            from kubernetes import client as k8s
+
+            core = k8s.CoreV1Api(api)
+            nodes = str(len(core.list_node().items))
+            pods = str(count_running(core)[1])
+        print(f"\ncluster: {nodes} nodes, {pods} pods (built in {build_s:.0f}s); each side a fresh process, "
+              f"{a.repeat} interleaved rounds; load average at the start of the table {loadavg()}")
+        print(f"{'':34}{'kubectl get nodes,pods':>24}{'plain python':>16}{'opsbook run':>16}")
+        cols = ("kubectl", "plain", "engine")
+        widths = list(zip(cols, (24, 16, 16), strict=True))
+        print(f"{'round 1 (cold), s':34}" + "".join(f"{s[c]['first']:>{w}.2f}" for c, w in widths))
+        print(f"{'warm, median of rounds 2..n, s':34}" + "".join(f"{s[c]['warm']:>{w}.2f}" for c, w in widths))
+        print(f"{'API reads counted on the wire':34}"
+              + "".join(f"{'/'.join(map(str, s[c]['requests'])):>{w}}" for c, w in widths))
+        for c in cols:
+            kinds = ", ".join(f"{n}x {v} {r}" for (v, r), n in sorted(s[c]["by_kind"].items()))
+            print(f"  {c}: {kinds}")
+        print(f"  background reads in an idle window of the engine's length: {idle}")
+        for c in cols:
+            print(f"  {c} all runs: {s[c]['all']} (load {s[c]['loads']})")
+        e, p, k = s["engine"]["warm"], s["plain"]["warm"], s["kubectl"]["warm"]
+        if "baseline" in s:
+            b = s["baseline"]
+            print(f"  baseline engine ({a.baseline}): round 1 {b['first']:.2f}s, warm {b['warm']:.2f}s "
+                  f"= {b['warm'] / s['plain']['warm']:.2f}x plain; all runs {b['all']}")
+        print(f"\nengine / plain python (warm) = {e / p:.2f}x (target <= 1.3x: {'met' if e / p <= 1.3 else 'NOT met'});"
+              f" cold {s['engine']['first'] / s['plain']['first']:.2f}x")
+        print(f"plain python / kubectl listing (warm) = {p / k:.2f}x (target <= 1.5x: "
+              f"{'met' if p / k <= 1.5 else 'NOT met'}); engine / kubectl = {e / k:.2f}x")
     finally:
         if not a.keep:
             log("tearing down the benchmark sandbox")

@@ -149,14 +149,37 @@ def toolchain_cmd(
         bool,
         typer.Option(
             "--kops/--no-kops",
-            help="Also build kops and its node binaries (needed by create-cluster's kops provider and the "
-            "kops tests; ≈ 6 min + up to 18 min for arm64 nodeup on 2 busy cores).",
+            help="Also build kops and its amd64 node binaries (needed by create-cluster's kops provider and the "
+            "kops tests; ≈ 6 min, up to 26 on 2 busy cores). arm64 gets stand-ins unless --arm64.",
         ),
+    ] = False,
+    arm64: Annotated[
+        bool,
+        typer.Option(
+            "--arm64",
+            help="With --kops: build kops' arm64 node binaries for real (≈ 5 min, up to 18 on 2 busy cores); "
+            "create-cluster builds them itself when a plan has arm64 instance types.",
+        ),
+    ] = False,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Only say what would be built, with estimates; build nothing.")
     ] = False,
 ) -> None:
     """Build (or confirm) the pinned control-plane binaries in ~/.cache/opsbook/bin (and kops with --kops)."""
-    from opsbook.sandbox.toolchain import ensure_toolchain
+    from opsbook.sandbox.toolchain import Toolchain, ensure_toolchain
 
+    arches = ("amd64", "arm64") if arm64 else ("amd64",)
+    if list_only:
+        from opsbook.kops.toolchain import build_list
+
+        todo = [(name, "control plane") for name in Toolchain.expected().missing()]
+        if kops:
+            todo += build_list(arches=arches)
+        for what, estimate in todo:
+            out.print(f"{what:60} {estimate}")
+        if not todo:
+            out.print("nothing to build")
+        return
     tc = ensure_toolchain(_say)
     for name, path in tc.paths().items():
         out.print(f"{name:26} {path}")
@@ -165,7 +188,7 @@ def toolchain_cmd(
     from opsbook.kops.toolchain import ensure_kops, ensure_kops_assets
 
     kops_bin = ensure_kops(_say)
-    repo = ensure_kops_assets(_say)  # nodeup/protokube/channels for offline `kops update` (arm64 is slow)
+    repo = ensure_kops_assets(_say, arches=arches)  # nodeup/protokube/channels for offline `kops update`
     out.print(f"{'kops':26} {kops_bin}")
     out.print(f"{'kops file repository':26} {repo}")
 
@@ -399,6 +422,8 @@ def run_cmd(
     check_output(output)  # a bad --output is bad input: exit 2 before anything runs
     from opsbook.engine.notify import alert_config
 
+    kernel = _early_kernel(runbook, sandbox, context)  # boots while everything below is checked
+
     rb, params = _load_params(runbook, param or [], params_file or [])
     env = None
     if sandbox:
@@ -423,6 +448,8 @@ def run_cmd(
 
         run_precheck(rb, params, env)  # a runbook's own input checks: exit 2 before the kernel starts
     if problems:
+        if kernel is not None:
+            kernel.discard()
         console.print(f"[bold red]environment:[/bold red] {envcheck.fix_it(problems)}")
         result = envcheck.environment_report(rb, params, problems, output, env, alerts)
         _print_summary(result, fmt)
@@ -456,10 +483,31 @@ def run_cmd(
             env=env,
             alerts=alerts,
             context=context,
+            kernel=kernel,
         )
         bar.update(task, completed=bar.tasks[0].total or 0, description="done")
     _print_summary(result, fmt)
     raise typer.Exit(result.exit_code)
+
+
+def _early_kernel(runbook: str, sandbox: str | None, context: str | None) -> Any:
+    """Start the run's kernel before the checks (:mod:`opsbook.engine.kernel`); None if not possible yet."""
+    from opsbook.engine.catalog import notebooks_dir
+    from opsbook.engine.kernel import start_kernel
+
+    p = Path(runbook)
+    path = p if p.suffix == ".ipynb" and p.exists() else notebooks_dir() / f"{runbook}.ipynb"
+    if not path.exists():
+        return None  # _load_params says why
+    env = None
+    if sandbox:
+        from opsbook.sandbox import active_env
+
+        try:
+            env = active_env(sandbox)
+        except OpsbookError:
+            return None
+    return start_kernel(path, env, context)
 
 
 def _print_summary(result: Any, fmt: str) -> None:

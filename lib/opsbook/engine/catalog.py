@@ -6,12 +6,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
-from papermill.inspection import inspect_notebook
+from typing import TYPE_CHECKING
 
 from opsbook.engine.params import Parameter, parameter_from_inspection
 from opsbook.errors import BadInput
+
+if TYPE_CHECKING:
+    import nbformat
 
 
 def notebooks_dir() -> Path:
@@ -46,6 +47,9 @@ class Runbook:
 
 def load_runbook(path: Path) -> Runbook:
     """Read one notebook's metadata and parameters cell."""
+    import nbformat  # imported here: `opsbook run` starts its kernel before these load
+    from papermill.inspection import inspect_notebook
+
     nb = nbformat.read(path, as_version=4)
     meta = nb.metadata.get("opsbook", {})
     first_md = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import nbformat
-from nbconvert import HTMLExporter
-from traitlets.config import Config
 
 from opsbook.display import format_duration, format_time
 from opsbook.report import SEVERITY_RANK, Finding
@@ -123,20 +121,56 @@ def report_resources(result: RunResult) -> dict[str, Any]:
     }
 
 
+_EXPORTER: Any = None
+_EXPORTER_LOCK = threading.Lock()
+
+
+def exporter() -> Any:
+    """The report's nbconvert ``HTMLExporter``, made once per process with its templates compiled.
+
+    nbconvert's import (≈ 0.2-1 s: mistune, bleach, jsonschema ...) and the first compile of the
+    lab templates cost more than the rendering itself, so the engine calls :func:`prepare` in a
+    background thread while the kernel runs and every report of the process reuses the result.
+    """
+    global _EXPORTER
+    with _EXPORTER_LOCK:
+        if _EXPORTER is None:
+            from nbconvert import HTMLExporter
+            from traitlets.config import Config
+
+            c = Config()
+            c.TagRemovePreprocessor.remove_cell_tags = ("remove-cell",)
+            c.TagRemovePreprocessor.enabled = True
+            ex = HTMLExporter(config=c, extra_template_basedirs=[str(TEMPLATE_DIR)], template_name=TEMPLATE_NAME)
+            ex.log.setLevel("ERROR")  # "alternative text is missing" on every plot is noise here
+            ex.exclude_input = True
+            ex.exclude_input_prompt = True
+            ex.exclude_output_prompt = True
+            _ = ex.template  # compile the templates now (jinja2), not while the run waits for its report
+            _EXPORTER = ex
+        return _EXPORTER
+
+
+def prepare() -> threading.Thread:
+    """Import nbconvert and compile the report templates in a background thread (see :func:`exporter`)."""
+
+    def work() -> None:
+        with contextlib.suppress(Exception):  # notebook_html makes it again and raises there
+            exporter()
+
+    t = threading.Thread(target=work, name="opsbook-report-prepare", daemon=True)
+    t.start()
+    return t
+
+
 def notebook_html(nb: Any, result: RunResult) -> str:
     """The HTML report: run header, findings table, then the notebook's outputs without code.
 
     Rendered with nbconvert's template mechanism (``templates/opsbook_report`` extends the lab
     template); cells tagged ``remove-cell`` are left out, error tracebacks folded in ``<details>``.
     """
-    c = Config()
-    c.TagRemovePreprocessor.remove_cell_tags = ("remove-cell",)
-    c.TagRemovePreprocessor.enabled = True
-    exporter = HTMLExporter(config=c, extra_template_basedirs=[str(TEMPLATE_DIR)], template_name=TEMPLATE_NAME)
-    exporter.log.setLevel("ERROR")  # "alternative text is missing" on every plot is noise here
-    exporter.exclude_input = True
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
+    import nbformat
+
     resources = {"opsbook": report_resources(result), "metadata": {"name": f"{result.runbook} {result.run_id}"}}
-    body, _ = exporter.from_notebook_node(nbformat.from_dict(nb), resources=resources)
+    body, _ = exporter().from_notebook_node(nbformat.from_dict(nb), resources=resources)
     return str(body)

@@ -32,6 +32,7 @@ from papermill.parameterize import parameterize_notebook
 from opsbook.engine import history, render, target
 from opsbook.engine.catalog import Runbook
 from opsbook.engine.identity import cluster_identity, kubeconfig_for_context
+from opsbook.engine.kernel import KERNEL_ARGUMENTS, EarlyKernel, start_kernel
 from opsbook.engine.notify import AlertConfig, send_all, summaries_before
 from opsbook.engine.redact import redact_notebook, redact_text, secret_values
 from opsbook.engine.storage import Storage, storage_for
@@ -153,6 +154,7 @@ def run_runbook(
     env: Mapping[str, str] | None = None,
     alerts: AlertConfig | None = None,
     context: str | None = None,
+    kernel: EarlyKernel | None = None,
 ) -> RunResult:
     """Execute ``runbook`` with already-checked ``parameters`` and save the record.
 
@@ -166,11 +168,40 @@ def run_runbook(
         env: extra environment for the kernel (e.g. a sandbox's).
         alerts: webhooks and heartbeat (:mod:`opsbook.engine.notify`); their URLs are never saved.
         context: kubeconfig context to use instead of the current one.
+        kernel: the run's kernel, already started with the same ``env`` and ``context``
+            (:func:`opsbook.engine.kernel.start_kernel`); else it is started here, first thing, so it
+            boots while the notebook is read and the run is entered in the index.
 
     Returns:
         The result; ``exit_code`` is 0 ok, 1 findings at/above ``fail_on``, 3 execution error, or the
         exit code of the opsbook error a step raised (2 bad input, 4 environment: :mod:`opsbook.errors`).
     """
+    if kernel is not None and not kernel.matches(runbook.path.parent, env, context):
+        log.debug("the kernel started early does not match this run; starting another")
+        kernel.discard()  # started for another notebook directory or environment
+        kernel = None
+    if kernel is None:
+        kernel = start_kernel(runbook.path, env, context)
+    try:
+        return _run_runbook(runbook, parameters, output, fail_on, timeout, progress, env, alerts, context, kernel)
+    finally:
+        if kernel is not None:
+            kernel.discard()  # only if something failed before nbclient took it over
+
+
+def _run_runbook(
+    runbook: Runbook,
+    parameters: Mapping[str, Any],
+    output: str | Path,
+    fail_on: str,
+    timeout: float,
+    progress: Callable[[StepEvent], None] | None,
+    env: Mapping[str, str] | None,
+    alerts: AlertConfig | None,
+    context: str | None,
+    kernel: EarlyKernel | None,
+) -> RunResult:
+    render.prepare()  # nbconvert and the report templates load while the kernel runs
     store: Storage = storage_for(str(output))
     started = datetime.now(UTC)
     run_id = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
@@ -183,12 +214,15 @@ def run_runbook(
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     total = len(code_cells)
 
-    private_kubeconfig = kubeconfig_for_context(context, {**os.environ, **(env or {})}) if context else None
+    if kernel is not None:
+        private_kubeconfig, artifacts_dir = kernel.kubeconfig, kernel.artifacts_dir
+    else:
+        private_kubeconfig = kubeconfig_for_context(context, {**os.environ, **(env or {})}) if context else None
+        artifacts_dir = tempfile.mkdtemp(prefix="opsbook-artifacts-")
     old_env = dict(os.environ)
     if env:
         os.environ.update(env)
     # files the runbook writes to $OPSBOOK_OUTPUT_DIR (post-mortem drafts, plans) are saved beside the report
-    artifacts_dir = tempfile.mkdtemp(prefix="opsbook-artifacts-")
     os.environ["OPSBOOK_OUTPUT_DIR"] = artifacts_dir
     # the kernel must be this interpreter, whatever `python` is on PATH
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -217,8 +251,10 @@ def run_runbook(
         record_timing=True,
         resources={"metadata": {"path": str(runbook.path.parent)}},
         on_cell_start=on_cell_start,
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no startup chatter in reports or terminals
+        extra_arguments=list(KERNEL_ARGUMENTS),  # no startup chatter in reports or terminals
     )
+    if kernel is not None:
+        client.km = kernel.take()  # nbclient owns it from here: it shuts it down as one it started
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:

@@ -37,9 +37,10 @@ import yaml
 from opsbook.aws.s3url import split_s3
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
-from opsbook.errors import AwsError, BadInput, RunbookFailed, ToolchainError
+from opsbook.errors import AwsError, BadInput, RunbookFailed
 from opsbook.kops.params import CreateParams
 from opsbook.kops.plan import (
+    BASTION_SIZE,
     Preview,
     commands,
     create_args,
@@ -56,7 +57,7 @@ from opsbook.kops.plan import (
     update_args,
     update_preview,
 )
-from opsbook.kops.toolchain import find_kops
+from opsbook.kops.toolchain import ensure_kops_assets, find_kops, plan_architectures
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
     Raises:
         RunbookFailed: kops failed (the message has its error line and the phase reached).
         BadInput: bad target/channel, or apply without a kops binary.
-        ToolchainError: on the sandbox, kops' node binaries are not built yet.
+        ToolchainError: on the sandbox, kops' node binaries were missing and could not be built.
     """
     ch = resolve_channel(channel, params.kops_version)
     sandbox = sandbox_fit(params, env)
@@ -291,9 +292,11 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
     if kops is None:
         raise BadInput("apply=true needs kops: run `opsbook toolchain` (builds the pinned kops) or install "
                        "kops")
-    if sandbox.missing_assets:
-        raise ToolchainError(f"kops' node binaries for {params.kops_version} are not built yet "
-                             f"({', '.join(sandbox.missing_assets)}): run `opsbook toolchain`, then apply again")
+    if sandbox.missing_assets:  # built the first time a plan needs them (arm64 only for arm64 instance types)
+        stream(f"kops' node binaries for {params.kops_version} are not built yet ({', '.join(sandbox.missing_assets)})"
+               ": building them now")
+        ensure_kops_assets(stream, params.kops_version, plan_architectures(
+            [params.control_plane_size, params.node_size, BASTION_SIZE if params.bastion else ""]))
     for n in notes:
         stream(n)
     kenv = kops_env(params, env)

@@ -43,7 +43,7 @@ from opsbook.aws.session import client as aws_client
 from opsbook.errors import AwsError, BadInput, RunbookFailed, ToolchainError
 from opsbook.kops.params import CreateParams
 from opsbook.kops.spec import distribute
-from opsbook.kops.toolchain import assets_missing, channel_file, file_repository, find_kops
+from opsbook.kops.toolchain import assets_missing, channel_file, file_repository, find_kops, plan_architectures
 
 log = logging.getLogger(__name__)
 
@@ -374,13 +374,14 @@ def sandbox_fit(params: CreateParams, env: Mapping[str, str] | None = None) -> S
     if not on_sandbox(env):
         return SandboxFit()
     repo = file_repository(params.kops_version)
-    missing = tuple(assets_missing(params.kops_version))
+    missing = tuple(assets_missing(params.kops_version, plan_architectures(
+        [params.control_plane_size, params.node_size, BASTION_SIZE if params.bastion else ""])))
     notes = [f"sandbox: kops' node binaries (nodeup, protokube, channels) come from the local file repository "
              f"file://{repo} (spec.assets.fileRepository); on AWS kops downloads them from artifacts.k8s.io",
              "sandbox: `kops update cluster --create-kube-config=false` keeps the sandbox's kubeconfig"]
     if missing:
-        notes.append(f"sandbox: node binaries not built yet ({', '.join(missing)}): run `opsbook toolchain` "
-                     "before apply")
+        notes.append(f"sandbox: node binaries not built yet ({', '.join(missing)}): apply builds them first "
+                     "(`opsbook toolchain --kops` builds them ahead)")
     roles = {"control plane": params.control_plane_size, "nodes": params.node_size}
     try:
         info = _instance_type_info(params.region, sorted(set(roles.values())))

@@ -18,6 +18,16 @@ protokube, channels) for amd64 and arm64, normally read from artifacts.k8s.io.
 repository; ``--set spec.assets.fileRepository=file://<repo>`` points kops at it
 (offline and moto use only; ``KOPS_BASE_URL`` would also demand container-image
 tarballs, which cannot be built without Docker).
+
+kops reads the hash of every architecture's binaries whatever the cluster runs (its
+bootstrap script carries both and picks one on the machine), but only an instance of
+that architecture ever downloads them, and on the sandbox no instance boots at all.
+Cross-compiling arm64 nodeup takes 5-18 minutes on two cores, so an architecture no
+plan uses gets a *stand-in*: a small script that says it is not the real binary and
+fails, with its own true hash and a ``<name>.stand-in`` marker beside it. The real
+binaries are built the first time a plan needs that architecture
+(:func:`plan_architectures`: an arm64 instance type such as ``t4g`` or ``m7g``), with
+progress lines and an estimate of how long each build takes (:func:`build_list`).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from opsbook import gobuild
@@ -46,6 +56,36 @@ KOPS_MODULE = "k8s.io/kops"
 ASSET_ARCHES = ("amd64", "arm64")
 ASSET_PACKAGES = {"nodeup": "cmd/nodeup", "protokube": "protokube/cmd/protokube",
                   "channels": "channels/cmd/channels"}
+
+
+# Measured on the project's 2-core machine (docs/benchmarks.md "Foundation" and "Round 2").
+ESTIMATES = {
+    "kops": "5.8 min measured, 26 min at load 8-10",
+    "amd64": "≈ 25 s for all three measured",
+    "arm64/nodeup": "≈ 17.5 min measured on 2 busy cores (a cross-compile)",
+    "arm64": "not measured alone; well under nodeup",
+}
+
+
+def estimate(arch: str, name: str) -> str:
+    """How long building one node binary took here (see :data:`ESTIMATES`)."""
+    return ESTIMATES.get(f"{arch}/{name}") or ESTIMATES[arch]
+
+
+STAND_IN = "#!/bin/sh\n# opsbook stand-in: kops {version} {name} for linux/{arch} was not built on this machine.\n" \
+    "echo 'opsbook: {name} for linux/{arch} is a stand-in; a plan with {arch} instances builds the real one' >&2\n" \
+    "exit 1\n"
+_ARM64_TYPE = re.compile(r"^(a1|[a-z]+\d+g[a-z]*)\.")  # Graviton families: a1, t4g, m6g(d), c7gn, im4gn, is4gen ...
+
+
+def instance_architecture(instance_type: str) -> str:
+    """``arm64`` for an AWS Graviton instance type (``t4g.medium``, ``m7g.large`` ...), else ``amd64``."""
+    return "arm64" if _ARM64_TYPE.match(instance_type.strip().lower()) else "amd64"
+
+
+def plan_architectures(instance_types: Iterable[str]) -> tuple[str, ...]:
+    """The architectures whose node binaries a cluster of these instance types runs (sorted)."""
+    return tuple(sorted({instance_architecture(t) for t in instance_types if t}))
 
 
 def kops_path(version: str = KOPS_VERSION) -> Path:
@@ -158,51 +198,120 @@ def assets_dir(version: str = KOPS_VERSION) -> Path:
     return file_repository(version) / "binaries" / "kops" / version.removeprefix("v")
 
 
-def assets_missing(version: str = KOPS_VERSION) -> list[str]:
-    """The ``<arch>/<binary>`` node assets (or their hashes) not built yet."""
+def _stand_in_marker(binary: Path) -> Path:
+    return binary.with_name(f"{binary.name}.stand-in")
+
+
+def assets_missing(version: str = KOPS_VERSION, arches: Iterable[str] = ASSET_ARCHES) -> list[str]:
+    """The ``<arch>/<binary>`` node assets kops would lack for a plan on ``arches``.
+
+    An architecture in ``arches`` needs the real binaries (a stand-in counts as missing); any other
+    needs at least a stand-in's hash, because kops reads every architecture's.
+    """
     root = assets_dir(version) / "linux"
-    return [f"{arch}/{name}" for arch in ASSET_ARCHES for name in ASSET_PACKAGES
-            if not (root / arch / f"{name}.sha256").exists()]
+    wanted = set(arches)
+    out = []
+    for arch in ASSET_ARCHES:
+        for name in ASSET_PACKAGES:
+            binary = root / arch / name
+            no_hash = not binary.with_name(f"{name}.sha256").exists()
+            if no_hash or (arch in wanted and _stand_in_marker(binary).exists()):
+                out.append(f"{arch}/{name}")
+    return out
 
 
-def build_kops_assets(go: str, progress: Progress, version: str = KOPS_VERSION) -> Path:
-    """Build nodeup, protokube and channels for amd64 and arm64 with their ``.sha256`` files.
+def build_list(
+    version: str = KOPS_VERSION, arches: Iterable[str] = ("amd64",), with_kops: bool = True
+) -> list[tuple[str, str]]:
+    """What :func:`ensure_kops` and :func:`ensure_kops_assets` would build now, with estimates (builds nothing).
+
+    Returns:
+        ``(what, estimate)`` pairs: kops itself, each real node binary, and the stand-ins written instead
+        of the architectures not in ``arches``.
+    """
+    out: list[tuple[str, str]] = []
+    if with_kops and not _is_executable(kops_path(version)):
+        out.append((f"kops {version}", ESTIMATES["kops"]))
+    wanted = set(arches)
+    for item in assets_missing(version, wanted):
+        arch, name = item.split("/")
+        if arch in wanted:
+            out.append((f"{name} {version} linux/{arch}", estimate(arch, name)))
+        else:
+            out.append((f"{name} {version} linux/{arch} stand-in (no {arch} in the plan)", "instant"))
+    return out
+
+
+def build_kops_assets(
+    go: str, progress: Progress, version: str = KOPS_VERSION, arches: Iterable[str] = ASSET_ARCHES
+) -> Path:
+    """Build nodeup, protokube and channels for ``arches`` with their ``.sha256`` files; stand-ins for the rest.
 
     ``kops update cluster`` needs the hash of every node binary of its version; it
     reads ``<file repository>/binaries/kops/<v>/linux/<arch>/<binary>.sha256``.
     Offline (or on moto) there is no artifacts.k8s.io, so we build the binaries
     from the same module. Slow: arm64 is a cross-compile of everything (~5 min
-    idle, 17 min on a loaded 2-core machine).
+    idle, 17 min on a loaded 2-core machine), so an architecture not in ``arches``
+    gets a stand-in (see the module's docstring) until a plan needs it.
 
     Returns:
         :func:`file_repository` (pass it as ``spec.assets.fileRepository``).
     """
     root = assets_dir(version)
-    todo = assets_missing(version)
+    wanted = set(arches)
+    todo = assets_missing(version, wanted)
     if not todo:
         return file_repository(version)
+    real = [item for item in todo if item.split("/")[0] in wanted]
+    for item in todo:
+        if item not in real:
+            arch, name = item.split("/")
+            _write_stand_in(root / "linux" / arch / name, version, arch, name)
+            progress(f"wrote a stand-in for {name} ({arch}): no {arch} instance in the plan")
+    if not real:
+        return file_repository(version)
+    progress("building kops' node binaries: " + ", ".join(
+        f"{item} ({estimate(*item.split('/'))})" for item in real))
     with tempfile.TemporaryDirectory(prefix="opsbook-kops-assets-") as tmp:
         _wrapper(go, Path(tmp), version, list(ASSET_PACKAGES.values()))
-        for item in todo:
+        for item in real:
             arch, name = item.split("/")
             out = root / "linux" / arch / name
             out.parent.mkdir(parents=True, exist_ok=True)
-            if not _is_executable(out):
-                progress(f"building {name} {version} for linux/{arch}")
+            marker = _stand_in_marker(out)
+            if not _is_executable(out) or marker.exists():
+                progress(f"building {name} {version} for linux/{arch} ({estimate(arch, name)})")
                 t0 = time.monotonic()
                 _build(go, Path(tmp), ASSET_PACKAGES[name], out, f"building {name} for {arch}", goarch=arch)
                 progress(f"built {name} ({arch}) in {time.monotonic() - t0:.0f}s")
             digest = hashlib.sha256(out.read_bytes()).hexdigest()
             out.with_name(f"{name}.sha256").write_text(digest + "\n")
+            marker.unlink(missing_ok=True)
     return file_repository(version)
 
 
-def ensure_kops_assets(progress: Progress | None = None, version: str = KOPS_VERSION) -> Path:
-    """Return the local file repository for ``version``, building the node binaries that are missing."""
+def _write_stand_in(out: Path, version: str, arch: str, name: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = STAND_IN.format(version=version, arch=arch, name=name).encode()
+    out.write_bytes(data)
+    out.chmod(0o755)
+    _stand_in_marker(out).write_text("not the real binary: built when a plan needs this architecture\n")
+    out.with_name(f"{name}.sha256").write_text(hashlib.sha256(data).hexdigest() + "\n")
+
+
+def ensure_kops_assets(
+    progress: Progress | None = None, version: str = KOPS_VERSION, arches: Iterable[str] = ("amd64",)
+) -> Path:
+    """Return the local file repository for ``version``: real node binaries for ``arches``, stand-ins elsewhere.
+
+    Builds what is missing (see :func:`build_list`); a stand-in of an architecture in ``arches``
+    is replaced by the real binary.
+    """
     say: Progress = progress or (lambda msg: log.info("%s", msg))
-    if not assets_missing(version):
+    wanted = tuple(arches)
+    if not assets_missing(version, wanted):
         return file_repository(version)
-    return build_kops_assets(find_go(), say, version)
+    return build_kops_assets(find_go(), say, version, wanted)
 
 
 def ensure_kops(progress: Progress | None = None, version: str = KOPS_VERSION) -> Path:
@@ -225,7 +334,7 @@ def ensure_kops(progress: Progress | None = None, version: str = KOPS_VERSION) -
             (Path(tmp) / "go.mod").write_text("module opsbook.local/probe\n\ngo 1.24\n")
             _download(go, Path(tmp), version)
         return target
-    say(f"building kops {version} into {target.parent}")
+    say(f"building kops {version} into {target.parent} ({ESTIMATES['kops']})")
     return build_kops(go, say, version)
 
 
