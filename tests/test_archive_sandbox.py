@@ -265,7 +265,7 @@ def test_relist_after_410_records_a_gap_that_outage_analysis_reports(
 def test_deployment_manifest_applies_with_server_side_dry_run(api: k8s.ApiClient, namespace: str) -> None:
     import typer
 
-    from opsbook.cli_events import events_app
+    from opsbook.cli.events import events_app
 
     docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "events-archiver.yaml").read_text()) if d]
     kinds = [d["kind"] for d in docs]
