@@ -54,7 +54,7 @@ from opsbook.analysis.outage.common import FINDING_COLUMNS, Config
 from opsbook.analysis.outage.consumer import detect_consumer_stalled
 from opsbook.analysis.outage.control_plane import detect_control_plane_restart
 from opsbook.analysis.outage.cpu_credits import detect_cpu_credits
-from opsbook.analysis.outage.findings import as_report_findings, summary
+from opsbook.analysis.outage.findings import outage_findings, summary
 from opsbook.analysis.outage.merge import ZONE_BEHAVIOUR, merge_ec2_death, merge_zone_outage
 from opsbook.analysis.outage.metrics import MetricsCache, credit_exhaustion, growth, metric_milestones
 from opsbook.analysis.outage.nodes import detect_node_lost, pod_nodes, workload_of
@@ -67,7 +67,6 @@ __all__ = [
     "ZONE_BEHAVIOUR",
     "Config",
     "MetricsCache",
-    "as_report_findings",
     "credit_exhaustion",
     "detect_asg_termination",
     "detect_certificate_expiry",
@@ -81,6 +80,7 @@ __all__ = [
     "merge_ec2_death",
     "merge_zone_outage",
     "metric_milestones",
+    "outage_findings",
     "pod_nodes",
     "rank",
     "rollout_times",

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 
-def as_report_findings(findings: pd.DataFrame, limit: int = 10) -> list[dict[str, Any]]:
+def outage_findings(findings: pd.DataFrame, limit: int = 10) -> list[dict[str, Any]]:
     """Findings as records for :func:`opsbook.report.findings` (group ``outage``)."""
     return [
         {
