@@ -12,8 +12,8 @@ CloudWatch results (what any analysis must do first). "analyse" = normalise the
 events (DESIGN.md time fallback, dedupe), build the collapsed timeline with
 metric milestones, run every detector.
 
-Every round generates fresh data (its own seeds) and clears the detectors' cache
-(``detectors._LAST``), so nothing computed in one round answers the next: "cold"
+Every round generates fresh data (its own seeds) and a fresh metrics cache
+(``outage.MetricsCache``), so nothing computed in one round answers the next: "cold"
 is that, reported as round 1 (first calls in the process: lazy imports, pandas'
 first-use set-up) and as the median of rounds 2..n. "warm" repeats the analysis on
 the same objects right after, the way a notebook re-run of a cell does, where the
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from opsbook.analysis import detectors, timeline
+from opsbook.analysis import outage, timeline
 from opsbook.k8s.events import normalise_events
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -172,12 +172,14 @@ def load(
     return ev, pd.concat(frames, ignore_index=True)
 
 
-def analyse(raw_events: list[dict[str, Any]], metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def analyse(
+    raw_events: list[dict[str, Any]], metrics: pd.DataFrame, cache: outage.MetricsCache
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     events = normalise_events(raw_events)
     start, end = pd.Timestamp(START), pd.Timestamp(START + timedelta(days=7))
     inc = timeline.Incident(start, end)
-    tl = timeline.build_timeline(events, [], inc, metrics=metrics)
-    found = detectors.run_detectors(events, [], metrics, start, end)
+    tl = timeline.build_timeline(events, [], inc, metrics=metrics, cache=cache)
+    found = outage.run_detectors(events, [], metrics, start, end, cache=cache)
     return tl, found
 
 
@@ -213,10 +215,10 @@ def main() -> None:
         t = time.perf_counter()
         raw, results = make_events(a.events, seed=1 + 10 * r), make_metric_results(a.points, seed=2 + 10 * r)
         gen_s = time.perf_counter() - t
-        detectors._LAST.clear()
+        cache = outage.MetricsCache()
         t_load, (_, metrics) = timed(load, raw, results)
-        t_cold, (tl, found) = timed(analyse, raw, metrics)
-        t_warm, _ = timed(analyse, raw, metrics)  # same objects: the detectors' cache answers
+        t_cold, (tl, found) = timed(analyse, raw, metrics, cache)
+        t_warm, _ = timed(analyse, raw, metrics, cache)  # same objects: the cache answers
         rows.append((t_load, t_cold, t_warm, loadavg()))
         print(
             f"round {r + 1}: generated {len(raw):,} events and {sum(len(x['Values']) for x in results):,} "
@@ -224,9 +226,8 @@ def main() -> None:
             f"{t_cold:.2f}s, warm {t_warm:.2f}s; load average {rows[-1][3]}",
             flush=True,
         )
-    detectors._LAST.clear()
     p_load = peak(lambda: load(raw, results))
-    p_an = peak(lambda: analyse(raw, metrics))
+    p_an = peak(lambda: analyse(raw, metrics, outage.MetricsCache()))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     later = rows[1:] or rows
     med = [statistics.median(x[i] for x in later) for i in range(3)]

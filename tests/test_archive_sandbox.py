@@ -30,7 +30,7 @@ from kubernetes import utils as k8s_utils
 
 from k8s_helpers import wait_until
 from opsbook import archive as events_archive
-from opsbook.analysis import detectors, postmortem, timeline
+from opsbook.analysis import outage, postmortem, timeline
 from opsbook.archive import read_gaps
 from opsbook.aws import evidence as aws_ev
 from opsbook.k8s import evidence as k8s_ev
@@ -255,7 +255,7 @@ def test_relist_after_410_records_a_gap_that_outage_analysis_reports(
     ]
     assert read_gaps(str(archiver.out), inc.start, inc.end)[-1]["lost"] is True
     tl = timeline.build_timeline(events, [], inc)
-    found = detectors.run_detectors(
+    found = outage.run_detectors(
         events, k8s_ev.rows([]), pd.DataFrame(columns=aws_ev.METRIC_COLUMNS), inc.start, inc.end
     )
     draft = postmortem.draft(inc, tl, found, notes)
@@ -265,7 +265,7 @@ def test_relist_after_410_records_a_gap_that_outage_analysis_reports(
 def test_deployment_manifest_applies_with_server_side_dry_run(api: k8s.ApiClient, namespace: str) -> None:
     import typer
 
-    from opsbook.cli_events import events_app
+    from opsbook.cli.events import events_app
 
     docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "events-archiver.yaml").read_text()) if d]
     kinds = [d["kind"] for d in docs]

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from kubernetes import client as k8s
 
-from opsbook.analysis import detectors
+from opsbook.analysis import outage
 from opsbook.k8s.events import normalise_events
 from opsbook.k8s.evidence import rollout_evidence, rows
 
@@ -86,7 +86,7 @@ def test_node_lost_ties_pods_scheduled_hours_before_the_window() -> None:
             (at(OLD), "rollout", "Deployment/shop/api", "ReplicaSet api-6c8d9f7b4c created", "revision 9", "low", "x"),
         ]
     )
-    found = detectors.run_detectors(events, state, None, T0, END, config=detectors.Config(toleration_s=300))
+    found = outage.run_detectors(events, state, None, T0, END, config=outage.Config(toleration_s=300))
     top = found.iloc[0]
     assert (top["rank"], top["kind"], top["check"], top["object"], top["severity"]) == (
         1,
@@ -119,7 +119,7 @@ def test_node_lost_evictions_of_pods_nobody_remembers_go_to_the_only_lost_node()
             )
         ]
     )
-    found = detectors.run_detectors(events, rows(node_state(VICTIM, 0)), None, T0, END)
+    found = outage.run_detectors(events, rows(node_state(VICTIM, 0)), None, T0, END)
     assert found.iloc[0]["object"] == f"Node/{VICTIM}" and found.iloc[0]["data"]["evictions"] == 1
     assert found.iloc[0]["data"]["workloads"] == {"ReplicaSet/shop/web-7d9f8c6b5d": 1}
 
@@ -134,11 +134,11 @@ def test_cancelled_evictions_are_not_evictions() -> None:
         ]
     )
     state = rows([(at(OLD), "pod", f"Pod/shop/{p}", "created", f"on node {OTHER}", "info", "x")])
-    found = detectors.run_detectors(events, state, None, T0, END)
+    found = outage.run_detectors(events, state, None, T0, END)
     f = found.iloc[0]
     assert (f["check"], f["object"], f["kind"], f["severity"]) == ("node.lost", f"Node/{OTHER}", "noise", "low")
     assert f["data"]["evictions"] == 0 and f["data"]["cancelled"] == 1
-    assert detectors.summary(found)["causes"] == 0
+    assert outage.summary(found)["causes"] == 0
 
 
 def test_rollback_to_an_old_replicaset_is_a_rollout_at_the_rollback() -> None:
@@ -178,7 +178,7 @@ def test_rollback_to_an_old_replicaset_is_a_rollout_at_the_rollback() -> None:
             ev("b1", "BackOff", pod(p), "Back-off restarting failed container web in pod x", 90, 6),
         ]
     )
-    found = detectors.run_detectors(events, state, None, T0, END)
+    found = outage.run_detectors(events, state, None, T0, END)
     top = found.iloc[0]
     assert (top["check"], top["object"], top["kind"]) == ("rollout.crashloop", "Deployment/shop/web", "cause")
     # the earliest roll-out moment within the look-back: the ScalingReplicaSet event at +58 s
@@ -187,7 +187,7 @@ def test_rollback_to_an_old_replicaset_is_a_rollout_at_the_rollback() -> None:
     assert "32 s after the rollback/re-roll to an earlier ReplicaSet" in top["message"]
     # with only the ReplicaSet's creation three days ago (the old reading), no rollout is near the crash
     only_created = state[state["what"].str.endswith("created")]
-    assert detectors.detect_crashloop_after_rollout(events[events["reason"] == "BackOff"], only_created) == []
+    assert outage.detect_crashloop_after_rollout(events[events["reason"] == "BackOff"], only_created) == []
 
 
 def test_crash_loop_since_before_the_window_is_not_a_rollout_cause() -> None:
@@ -207,7 +207,7 @@ def test_crash_loop_since_before_the_window_is_not_a_rollout_cause() -> None:
         ]
     )
     events = normalise_events([ev("b1", "BackOff", pod(p), "Back-off restarting failed container", 120, 30)])
-    assert detectors.run_detectors(events, state, None, T0, END).empty
+    assert outage.run_detectors(events, state, None, T0, END).empty
 
 
 def _cert(t: pd.Timestamp, obj: str = "Secret/legacy/old-tls") -> tuple[Any, ...]:
@@ -223,20 +223,20 @@ def test_certificate_expired_400_days_ago_is_standing_and_never_outranks_an_in_w
         ]
     )
     events = normalise_events([ev("b1", "BackOff", pod(p), "Back-off restarting failed container", 90, 4)])
-    found = detectors.run_detectors(events, state, None, T0, END)
+    found = outage.run_detectors(events, state, None, T0, END)
     assert list(found["check"]) == ["rollout.crashloop", "certificate.expiry"]
     cert = found.iloc[1]
     assert (cert["kind"], cert["severity"], cert["rank"]) == ("standing", "medium", 2)
     assert cert["message"].startswith("Standing problem") and "400 days before the window" in cert["message"]
     # alone (a quiet window) it is still listed, and nothing is a likely cause at high or above
-    quiet = detectors.run_detectors(normalise_events([]), rows([_cert(T0 - pd.Timedelta(days=400))]), None, T0, END)
+    quiet = outage.run_detectors(normalise_events([]), rows([_cert(T0 - pd.Timedelta(days=400))]), None, T0, END)
     assert list(quiet["kind"]) == ["standing"] and not quiet["severity"].isin(["high", "critical"]).any()
-    assert detectors.summary(quiet) == {"causes": 0, "standing": 1, "top": None}
+    assert outage.summary(quiet) == {"causes": 0, "standing": 1, "top": None}
 
 
 def test_certificate_expired_just_before_or_inside_the_window_is_a_cause() -> None:
-    inside = detectors.detect_certificate_expiry(normalise_events([]), rows([_cert(at(120))]), T0, END)
-    before = detectors.detect_certificate_expiry(normalise_events([]), rows([_cert(at(-600))]), T0, END)
+    inside = outage.detect_certificate_expiry(normalise_events([]), rows([_cert(at(120))]), T0, END)
+    before = outage.detect_certificate_expiry(normalise_events([]), rows([_cert(at(-600))]), T0, END)
     assert [(f["severity"], f["score"], f["data"]["standing"]) for f in inside] == [("critical", 85, False)]
     # 10 min before the window, within the 15 min lead: still a cause, scored 10 points lower
     assert [(f["severity"], f["score"], f["data"]["standing"]) for f in before] == [("critical", 75, False)]
@@ -264,7 +264,7 @@ def test_two_causes_rank_by_time_and_noise_comes_last() -> None:
             ev("n2", "NodeNotReady", {"kind": "Node", "name": OTHER}, "NodeNotReady", 20),
         ]
     )
-    found = detectors.run_detectors(events, state, None, T0, END)
+    found = outage.run_detectors(events, state, None, T0, END)
     assert list(zip(found["check"], found["kind"], found["time"], strict=True)) == [
         ("rollout.crashloop", "cause", at(100)),  # first cause: the rollout at +100 s
         ("node.lost", "cause", at(300)),  # second cause: the node lost at +300 s, though it scores higher
@@ -292,7 +292,7 @@ def test_consumer_stalled_queue_grows_while_acks_are_zero() -> None:
         }
     )
     owners = {"MessagesReady(TaxiPosition)": "taxi/position-consumer"}
-    found = detectors.run_detectors(normalise_events([]), rows([]), m, T0, END, owners=owners)
+    found = outage.run_detectors(normalise_events([]), rows([]), m, T0, END, owners=owners)
     top = found.iloc[0]
     # base = median(10, 12, 11) = 11, peak 240: threshold 11 + 0.2 * 229 = 56.8, first sustained above at #5
     assert (top["check"], top["object"], top["kind"]) == (
@@ -305,7 +305,7 @@ def test_consumer_stalled_queue_grows_while_acks_are_zero() -> None:
     assert "rollout restart deployment/position-consumer" in top["message"]
     # a queue that grows while the consumer keeps acking is not stalled
     busy = m.assign(value=m["value"].where(m["metric"] != "AckRate", 50))
-    assert detectors.detect_consumer_stalled(busy, owners) == []
+    assert outage.detect_consumer_stalled(busy, owners) == []
 
 
 def _instances(zones: dict[str, str], terminated: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -339,14 +339,14 @@ def test_zone_outage_is_one_cause_not_one_per_node() -> None:
         [state, rows([(at(OLD), "pod", "Pod/shop/web-7d9f8c6b5d-aaaaa", "created", f"on node {n2}", "info", "x")])],
         ignore_index=True,
     )
-    found = detectors.run_detectors(events, state, None, T0, END, inst)
+    found = outage.run_detectors(events, state, None, T0, END, inst)
     assert list(found["check"]) == ["zone.outage"]
     z = found.iloc[0]
     assert (z["object"], z["time"], z["severity"]) == ("Zone/eu-central-1a", T0, "critical")
     assert z["data"]["nodes"] == [n1, n2] and z["data"]["evicted_pods"] == ["shop/web-7d9f8c6b5d-aaaaa"]
     assert "FullDisruption" in z["message"] and "eu-central-1b" in z["message"]
     # one node of a two-node zone is a node loss, not a zone outage
-    one = detectors.run_detectors(events, rows(node_state(n1, 0)), None, T0, END, inst)
+    one = outage.run_detectors(events, rows(node_state(n1, 0)), None, T0, END, inst)
     assert list(one["check"]) == ["node.lost"]
 
 
@@ -371,7 +371,7 @@ def test_ec2_death_merges_the_termination_into_the_node_loss() -> None:
             )
         ]
     )
-    found = detectors.run_detectors(events, state, None, T0, END, inst)
+    found = outage.run_detectors(events, state, None, T0, END, inst)
     assert list(found["check"]) == ["node.lost"]
     f = found.iloc[0]
     assert (f["object"], f["time"], f["data"]["instance_id"]) == (f"Node/{VICTIM}", T0, iid)
@@ -432,7 +432,7 @@ def test_evictions_from_a_deleted_node_when_other_nodes_flapped_and_came_back() 
         ]
     )
     state = rows([(at(30), "node", f"Node/{OTHER}", "Ready=True", "KubeletReady", "info", "x")])
-    found = detectors.run_detectors(events, state, None, T0, END)
+    found = outage.run_detectors(events, state, None, T0, END)
     top = found.iloc[0]
     assert (top["object"], top["kind"], top["data"]["evicted_pods"]) == (f"Node/{VICTIM}", "cause", [f"shop/{p}"])
     assert top["time"] == at(12)  # no heartbeat row left: NotReady is the earliest known moment
@@ -455,5 +455,5 @@ def test_a_cancelled_eviction_of_a_pod_that_is_deleted_anyway_still_counts() -> 
             (at(70), "pod", f"Pod/shop/{p}", "deleting", f"on node {VICTIM}", "medium", "x"),
         ]
     )
-    top = detectors.run_detectors(events, state, None, T0, END).iloc[0]
+    top = outage.run_detectors(events, state, None, T0, END).iloc[0]
     assert (top["object"], top["data"]["evicted_pods"]) == (f"Node/{VICTIM}", [f"shop/{p}"])

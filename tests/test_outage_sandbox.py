@@ -18,7 +18,7 @@ from k8s_helpers import deployment as _deployment
 from k8s_helpers import running_pods as _running
 from k8s_helpers import wait_until as _wait
 from opsbook import archive as events_archive
-from opsbook.analysis import detectors, timeline
+from opsbook.analysis import outage, timeline
 from opsbook.archive import archive_events, read_archive
 from opsbook.aws import evidence as aws_ev
 from opsbook.errors import AwsError, BadInput
@@ -29,7 +29,7 @@ from opsbook.sandbox import cluster as kc
 from test_outage_notebook import launch_worker
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.private_sandbox]
-CONFIG = detectors.Config(
+CONFIG = outage.Config(
     node_monitor_grace_s=TEST_TIMING.heartbeat_factor * 40, toleration_s=TEST_TIMING.unreachable_toleration_s
 )
 
@@ -55,7 +55,7 @@ def _analyse(api, start, end, namespaces=None, archive=None, live=True):
     state, _ = k8s_ev.collect_k8s_evidence(api) if live else (k8s_ev.rows([]), [])
     # the sandbox runs node failure ~30x faster than production: collapse bursts of 3 s, not 30 s
     tl = timeline.build_timeline(events, [state], inc, gap=pd.Timedelta(seconds=3))
-    found = detectors.run_detectors(
+    found = outage.run_detectors(
         events, state, pd.DataFrame(columns=aws_ev.METRIC_COLUMNS), inc.start, inc.end, config=CONFIG
     )
     return events, state, tl, found
@@ -205,7 +205,7 @@ def _credit_case(st, worker: dict) -> None:
     mine = metrics[metrics["id"] == worker["instance_id"]]
     assert {"CPUCreditBalance", "CPUUtilization"} <= set(mine["metric"])
     assert any("alarm history" in n or "Auto Scaling" in n for n in notes)  # moto gaps degrade, not fail
-    found = detectors.run_detectors(
+    found = outage.run_detectors(
         k8s_events.normalise_events([]), rows, metrics, inc.start, inc.end, inst, CONFIG
     )
     credits = found[
@@ -216,7 +216,7 @@ def _credit_case(st, worker: dict) -> None:
     zero_at = pd.Timestamp(start + timedelta(minutes=5 * 12))  # balance 144 - 12*12 = 0 at the 13th point
     assert f["time"] == zero_at and f["data"]["cpu_flat"] and abs(f["data"]["cpu_level"] - 20) < 1
     assert f["data"]["backlog_onset"] > f["time"] and "precedes the growth of QueueDepth" in f["message"]
-    tl = timeline.build_timeline(None, [rows, detectors.metric_milestones(metrics)], inc)
+    tl = timeline.build_timeline(None, [rows, outage.metric_milestones(metrics)], inc)
     here = tl[
         tl["object"].str.endswith(worker["instance_id"]) | tl["object"].str.contains(queue, regex=False)
     ]
@@ -369,7 +369,7 @@ def test_instance_terminated_in_its_asg_is_found(sandbox: Sandbox) -> None:
         rows, _metrics, instances, _notes = aws_ev.collect_aws_evidence(
             st.cluster_name, start, end, st.region, metric_names=["CPUUtilization"]
         )
-        found = detectors.run_detectors(
+        found = outage.run_detectors(
             k8s_events.normalise_events([]),
             rows,
             _metrics,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from opsbook.analysis import detectors, postmortem, timeline
+from opsbook.analysis import outage, postmortem, timeline
 from opsbook.aws.evidence import MetricSpec, parse_metric_spec
 from opsbook.errors import BadInput
 from opsbook.k8s.events import merge_repeats, normalise_events
@@ -245,17 +245,17 @@ def test_credit_exhaustion_then_backlog_growth() -> None:
             ("Custom/Q", "Depth", "Depth(q)"): [5, 5, 5, 5, 5, 6, 100, 200, 300, 400],
         }
     )
-    ex = detectors.credit_exhaustion(m).iloc[0]
+    ex = outage.credit_exhaustion(m).iloc[0]
     assert ex["zero_at"] == T0 + pd.Timedelta(minutes=15) and ex["cpu_flat"] and ex["cpu_level"] == 10
-    g = detectors.growth(m).iloc[0]
+    g = outage.growth(m).iloc[0]
     # base = median of the first 3 points = 5; threshold 5 + 0.2 * (400 - 5) = 84: first sustained above at #6
     assert g["onset"] == T0 + pd.Timedelta(minutes=30) and (g["base"], g["peak"]) == (5, 400)
-    found = detectors.detect_cpu_credits(m)
+    found = outage.detect_cpu_credits(m)
     assert len(found) == 1 and found[0]["data"]["backlog_onset"] == g["onset"]
     assert found[0]["score"] == 85 and "precedes the growth of Depth" in found[0]["message"]
     # unlimited mode: the balance never reaches zero, no finding
     m2 = _metrics({("AWS/EC2", "CPUCreditBalance", "i-2"): [30, 20, 10, 5, 5, 5]})
-    assert detectors.detect_cpu_credits(m2) == []
+    assert outage.detect_cpu_credits(m2) == []
 
 
 def _ev(uid, reason, obj, message, t, count=1):
@@ -314,7 +314,7 @@ def test_node_lost_ranks_the_node_with_evictions_first_with_actual_delays() -> N
             ),
         ]
     )
-    found = detectors.run_detectors(
+    found = outage.run_detectors(
         events, state, None, T0 - pd.Timedelta(minutes=20), T0 + pd.Timedelta(hours=1)
     )
     top = found.iloc[0]
@@ -356,12 +356,12 @@ def test_crash_loop_after_rollout() -> None:
             )
         ]
     )
-    f = detectors.detect_crashloop_after_rollout(events, state)
+    f = outage.detect_crashloop_after_rollout(events, state)
     assert len(f) == 1 and f[0]["object"] == "Deployment/shop/web"
     assert "60 s after the rollout" in f[0]["message"] and "rollout undo deployment/web" in f[0]["message"]
     # a crash two hours after the rollout is not blamed on it
     late = normalise_events([_ev("b2", "BackOff", pod, "Back-off restarting failed container app", 7300)])
-    assert detectors.detect_crashloop_after_rollout(late, state) == []
+    assert outage.detect_crashloop_after_rollout(late, state) == []
 
 
 def test_certificate_expiry_and_x509_errors() -> None:
@@ -379,15 +379,15 @@ def test_certificate_expiry_and_x509_errors() -> None:
             )
         ]
     )
-    f = detectors.detect_certificate_expiry(normalise_events([]), certs, start, end)
+    f = outage.detect_certificate_expiry(normalise_events([]), certs, start, end)
     assert [x["severity"] for x in f] == ["critical"]
     soon = certs.assign(time=end + pd.Timedelta(days=10))
     assert [
-        x["severity"] for x in detectors.detect_certificate_expiry(normalise_events([]), soon, start, end)
+        x["severity"] for x in outage.detect_certificate_expiry(normalise_events([]), soon, start, end)
     ] == ["medium"]
     x509 = _ev("x", "FailedMount", POD, "x509: certificate has expired or is not yet valid", 60)
     errs = normalise_events([x509 | {"type": "Warning"}])
-    f2 = detectors.detect_certificate_expiry(errs, rows([]), start, end)
+    f2 = outage.detect_certificate_expiry(errs, rows([]), start, end)
     assert len(f2) == 1 and f2[0]["severity"] == "critical"
 
 
@@ -412,13 +412,13 @@ def test_asg_termination_linked_to_the_lost_node() -> None:
             "instance_type": ["t3.medium"],
         }
     )
-    f = detectors.detect_asg_termination(
+    f = outage.detect_asg_termination(
         ev, inst, T0, T0 + pd.Timedelta(hours=1), {"ip-10-0-0-1.ec2.internal"}
     )
     assert len(f) == 1 and f[0]["severity"] == "critical" and f[0]["score"] == 90
     assert "This is why the node was lost" in f[0]["message"]
     assert (
-        detectors.detect_asg_termination(ev, inst, T0 + pd.Timedelta(minutes=1), T0 + pd.Timedelta(hours=1))
+        outage.detect_asg_termination(ev, inst, T0 + pd.Timedelta(minutes=1), T0 + pd.Timedelta(hours=1))
         == []
     )
 

@@ -21,7 +21,7 @@ converts again::
     │   └── ApiUnavailable    exit 4  the API does not exist here (moto gap, region, permission)
     └── RunbookFailed         exit 3  a runbook executed but a step failed
 
-The command line maps this tree to exit codes in one place (``opsbook.cli``'s
+The command line maps this tree to exit codes in one place (``opsbook.cli.main``'s
 error handler, by :func:`exit_code_of`), and a run whose kernel raised one of
 these keeps its class's code (:func:`exit_code_for_name`).
 """

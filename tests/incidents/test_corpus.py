@@ -27,7 +27,7 @@ from incident_scenarios import SCENARIOS, Ctx, Scenario, new_run_id, settle, sta
 from kubernetes import client as k8s
 
 from opsbook import archive as events_archive
-from opsbook.analysis import detectors, postmortem, timeline
+from opsbook.analysis import outage, postmortem, timeline
 from opsbook.aws import evidence as aws_evidence
 from opsbook.k8s import evidence as k8s_evidence
 from opsbook.sandbox import Sandbox, drills
@@ -86,14 +86,14 @@ def analyse(start: dt.datetime, end: dt.datetime, extra: list[str], st: Any) -> 
     aws_rows, metrics, instances, _ = aws_evidence.collect_aws_evidence(
         st.cluster_name, inc.start, inc.end, st.region, inc.extra_metrics
     )
-    findings = detectors.run_detectors(
+    findings = outage.run_detectors(
         events,
         [state, aws_rows],
         metrics,
         inc.start,
         inc.end,
         instances,
-        detectors.Config(node_monitor_grace_s=10, toleration_s=10),
+        outage.Config(node_monitor_grace_s=10, toleration_s=10),
         owners=aws_evidence.metric_owners(inc.extra_metrics),
     )
     tl = timeline.build_timeline(events, [state, aws_rows], inc, gap=5, metrics=metrics)

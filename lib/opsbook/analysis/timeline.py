@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ from opsbook.display import plain
 from opsbook.errors import BadInput
 from opsbook.report import SEVERITIES, SEVERITY_RANK
 from opsbook.times import parse_time
+
+if TYPE_CHECKING:
+    from opsbook.analysis.outage.metrics import MetricsCache
 
 TIMELINE_COLUMNS = [
     "time",
@@ -310,18 +314,20 @@ def build_timeline(
     gap: pd.Timedelta | float = 30.0,
     min_severity: str = "info",
     metrics: pd.DataFrame | None = None,
+    cache: MetricsCache | None = None,
 ) -> pd.DataFrame:
     """One merged, collapsed timeline from events and evidence frames.
 
     Args:
         events: normalised events (:func:`opsbook.k8s.events.normalise_events`).
         evidence: frames with ``time, source, object, what, detail, severity, evidence`` (k8s state,
-            AWS, metric milestones from :func:`opsbook.analysis.detectors.metric_milestones`).
+            AWS, metric milestones from :func:`opsbook.analysis.outage.metric_milestones`).
         incident: when given, rows are limited to its window (rows without a time are dropped) and its
             alert times are added.
         gap: collapse runs closer than this (see :func:`collapse`); a number is seconds.
         min_severity: drop rows below this severity.
         metrics: a metrics frame whose turning points (credits exhausted, a backlog growing) become rows.
+        cache: what was computed from ``metrics``, shared with :func:`opsbook.analysis.outage.run_detectors`.
 
     Returns:
         DataFrame of :data:`TIMELINE_COLUMNS`, sorted by time.
@@ -330,9 +336,9 @@ def build_timeline(
     if isinstance(evidence, pd.DataFrame):
         evidence = [evidence]
     if metrics is not None and len(metrics):
-        from opsbook.analysis.detectors import metric_milestones
+        from opsbook.analysis.outage.metrics import metric_milestones
 
-        evidence = [*evidence, metric_milestones(metrics)]
+        evidence = [*evidence, metric_milestones(metrics, cache=cache)]
     parts += [_as_rows(e) for e in evidence if len(e)]
     if not isinstance(gap, pd.Timedelta):
         gap = pd.Timedelta(seconds=float(gap))

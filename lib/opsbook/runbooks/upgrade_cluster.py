@@ -45,7 +45,8 @@ from opsbook.kops.spec import ClusterSpec
 from opsbook.kops.toolchain import KOPS_VERSION, channel_file, find_kops
 from opsbook.report import SEVERITY_RANK, Finding
 from opsbook.runbooks.validate_cluster import validate_cluster
-from opsbook.sandbox import Sandbox, _spec_from_dict, rolling
+from opsbook.sandbox import rolling
+from opsbook.sandbox.sandbox import Sandbox, _spec_from_dict
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]

@@ -25,7 +25,8 @@ from opsbook.aws.session import client as aws_client
 from opsbook.errors import BadInput, SandboxError
 from opsbook.kops.spec import ClusterSpec
 from opsbook.procs import wait_for
-from opsbook.sandbox import Sandbox, _spec_from_dict, faults, seed, upgrade_drills
+from opsbook.sandbox import faults, seed, upgrade_drills
+from opsbook.sandbox.sandbox import Sandbox, _spec_from_dict
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ import yaml
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import SandboxError
 from opsbook.kops.spec import ClusterSpec
-from opsbook.sandbox import Sandbox, _spec_from_dict, api_names
+from opsbook.sandbox.sandbox import Sandbox, _spec_from_dict, api_names
 from opsbook.sandbox.seed import STATE_BUCKET
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from kubernetes import client as k8s
 
 from opsbook.k8s.upgrade import NOTE, REPLACEMENT, drain, uncordon
 from opsbook.kops.spec import ClusterSpec
-from opsbook.sandbox import Sandbox, _spec_from_dict, rolling, seed
+from opsbook.sandbox import rolling, seed
+from opsbook.sandbox.sandbox import Sandbox, _spec_from_dict
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""Tiny helpers used by the engine's test notebooks (kept in lib so notebooks stay branch-free)."""
+"""Tiny helpers used by the engine's test notebooks (so the notebooks stay branch-free).
+
+Not part of the package: a runbook's kernel starts in the notebook's directory (here) and imports this
+file from there.
+"""
 
 from __future__ import annotations
 

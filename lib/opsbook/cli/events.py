@@ -1,6 +1,6 @@
 """``opsbook events``: keep Kubernetes events longer than the API server does.
 
-Registered in :mod:`opsbook.cli` with ``app.add_typer(events_app, name="events")``.
+Registered in :mod:`opsbook.cli.main` with ``app.add_typer(events_app, name="events")``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``opsbook`` command line.
+"""The ``opsbook`` command line: the Typer app, its root group and the commands that are not a group.
 
 Exit codes (documented in ``opsbook --help`` and README):
   0 success · 1 findings at/above --fail-on · 2 bad input · 3 execution error ·
@@ -77,7 +77,7 @@ app.add_typer(sandbox_app, name="sandbox")
 
 
 def _register_events() -> None:
-    from opsbook.cli_events import events_app
+    from opsbook.cli.events import events_app
 
     app.add_typer(events_app, name="events", help="Keep Kubernetes events beyond their 1 h TTL.")
 
@@ -86,7 +86,7 @@ _register_events()
 
 
 def _register_reports() -> None:
-    from opsbook.cli_reports import reports_app
+    from opsbook.cli.reports import reports_app
 
     app.add_typer(reports_app, name="reports", help="Report history: list, show, diff, prune.")
 
@@ -278,7 +278,7 @@ def sandbox_kops_validate(
     compare: Annotated[bool, typer.Option(help="Also run opsbook's kops group and compare.")] = True,
 ) -> None:
     """Run the real `kops validate cluster -o json` against the sandbox (exit code: kops')."""
-    from opsbook.cli_kops import kops_validate_command
+    from opsbook.cli.kops import kops_validate_command
 
     code = kops_validate_command(name, compare, out.print_json)
     raise typer.Exit(code)
@@ -762,6 +762,3 @@ def main() -> None:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     app()
 
-
-if __name__ == "__main__":
-    main()

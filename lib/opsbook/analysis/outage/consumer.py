@@ -1,0 +1,81 @@
+"""``consumer.stalled``: a queue's depth grows while its consumers' throughput is flat at zero."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from opsbook.analysis.outage.common import _finding, _fmt
+from opsbook.analysis.outage.metrics import MetricsCache, growth
+
+
+def detect_consumer_stalled(
+    metrics: pd.DataFrame, owners: dict[str, str] | None = None, zero: float = 1e-6,
+    cache: MetricsCache | None = None,
+) -> list[dict[str, Any]]:
+    """A queue backs up while its consumers' throughput is flat at zero ("stuck reading from a queue").
+
+    A growing extra metric (the queue depth) and, in the same namespace with the same dimension values
+    (the ``(…)`` part of the series id), a metric that was positive before the growth began and stays
+    at zero after it (acks, deliveries, throughput): the consumer is connected but not consuming.
+    Running/Ready pods, no restarts, no node or credit problem are what makes it hard to see; when
+    credits are exhausted at the same time, ``cpu.credits`` explains the backlog instead.
+
+    Args:
+        metrics: metrics frame (time, namespace, metric, id, value).
+        owners: series id → ``ns/deployment`` consuming it (``extra_metrics`` entries with ``@owner``).
+        zero: throughput at or below this counts as zero.
+        cache: shares the growth onsets with the timeline and ``cpu.credits``.
+    """
+    if metrics.empty:
+        return []
+    extra = metrics[metrics["namespace"] != "AWS/EC2"]
+    if extra.empty:
+        return []
+    owners = owners or {}
+    out = []
+    for g in growth(metrics, cache).itertuples():
+        suffix = str(g.id)[len(str(g.metric)):]
+        sib = extra[
+            (extra["namespace"] == g.namespace)
+            & (extra["metric"] != g.metric)
+            & (extra["id"].astype(str).str.endswith(suffix) if suffix else True)
+        ]
+        for (metric, sid), s in sib.groupby(["metric", "id"]):
+            before = s[s["time"] < g.onset]["value"]
+            after = s[s["time"] >= g.onset]["value"]
+            if len(after) < 3 or not (after.abs() <= zero).all() or not (before > zero).any():
+                continue
+            stopped = s[(s["time"] < g.onset) & (s["value"] > zero)]["time"].max()
+            t0 = s[(s["time"] > stopped) & (s["value"].abs() <= zero)]["time"].min()
+            owner = owners.get(str(g.id)) or owners.get(str(sid)) or ""
+            restart = (
+                f"`kubectl -n {owner.split('/')[0]} rollout restart deployment/{owner.split('/')[1]}`"
+                if owner
+                else "the queue's consumer Deployment (`kubectl rollout restart`)"
+            )
+            out.append(
+                _finding(
+                    "consumer.stalled",
+                    "high",
+                    t0,
+                    f"Deployment/{owner}" if owner else f"Metric/{g.metric}/{g.id}",
+                    f"Queue {g.id} ({g.namespace}) grows from {_fmt(g.onset)} ({g.base:g} → {g.peak:g}) while "
+                    f"{metric} stays at 0 since {_fmt(t0)}: its consumers are connected but stuck (pods "
+                    "can be Running and Ready with no restarts). Take a thread dump / logs of the consumer, "
+                    f"then restart it: {restart}.",
+                    [f"CloudWatch {g.namespace} {g.metric} ({g.id})", f"CloudWatch {g.namespace} {metric} ({sid})"],
+                    70,
+                    queue=str(g.id),
+                    throughput_metric=str(sid),
+                    throughput_zero_at=t0,
+                    backlog_onset=g.onset,
+                    owner=owner,
+                )
+            )
+            break
+    return out
+
+
+# -- merges: one incident, one cause -----------------------------------------------------------------
