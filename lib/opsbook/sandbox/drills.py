@@ -111,6 +111,34 @@ def ensure_workloads(api: k8s.ApiClient) -> None:
         )
 
 
+SCHEDULE_WAIT_S = 60.0  # a drill run right after `sandbox up` waits this long for its pods to be placed
+
+
+def _scheduled_pods(core: k8s.CoreV1Api, app: str, timeout: float = SCHEDULE_WAIT_S) -> list[k8s.V1Pod]:
+    """The ``app`` pods of the taxi namespace that are on a node and not being deleted.
+
+    Waits (bounded) for at least one: right after ``ensure_workloads`` on a busy machine the scheduler
+    may not have placed them yet.
+
+    Raises:
+        SandboxError: none was scheduled within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = [
+            p
+            for p in core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
+            if p.spec.node_name and not p.metadata.deletion_timestamp
+        ]
+        if pods or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if not pods:
+        raise SandboxError(f"no {app} pod was scheduled within {timeout:.0f}s: check the sandbox's nodes "
+                           f"(`kubectl get nodes`) and `kubectl -n {NAMESPACE} get pods -l app={app}`")
+    return pods
+
+
 def self_signed(
     common_name: str, days_valid: float, not_before_days: int = 0, now: dt.datetime | None = None
 ) -> tuple[str, str]:
@@ -266,13 +294,7 @@ def drill_master_restart(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
 def drill_node_lost(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
     """A worker's kubelet stops heartbeating: NotReady, tainted, its pods evicted and replaced."""
     core = k8s.CoreV1Api(api)
-    pods = [
-        p
-        for p in core.list_namespaced_pod(NAMESPACE, label_selector="app=taxi-api").items
-        if p.spec.node_name
-    ]
-    if not pods:
-        raise SandboxError("no taxi-api pod is scheduled yet; try again in a few seconds")
+    pods = _scheduled_pods(core, "taxi-api")
     node = pods[0].spec.node_name
     faults.stop_heartbeat(sb, api, node)
     return DrillResult(
@@ -290,16 +312,7 @@ def drill_node_lost(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
 def drill_cpu_credits_exhausted(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
     """RabbitMQ's t2 node runs out of CPU credits; CPU flattens at baseline; the queue backs up."""
     core = k8s.CoreV1Api(api)
-    pod = next(
-        (
-            p
-            for p in core.list_namespaced_pod(NAMESPACE, label_selector="app=rabbitmq").items
-            if p.spec.node_name
-        ),
-        None,
-    )
-    if pod is None:
-        raise SandboxError("the rabbitmq pod is not scheduled yet; try again in a few seconds")
+    pod = _scheduled_pods(core, "rabbitmq")[0]
     node = core.read_node(pod.spec.node_name)
     instance = node.spec.provider_id.rsplit("/", 1)[1]
     itype = node.metadata.labels.get("node.kubernetes.io/instance-type", "t2.medium")
@@ -617,13 +630,7 @@ def drill_ec2_death(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
     instance that no longer exists (:func:`finish_ec2_death`).
     """
     core = k8s.CoreV1Api(api)
-    pods = [
-        p
-        for p in core.list_namespaced_pod(NAMESPACE, label_selector="app=taxi-api").items
-        if p.spec.node_name and not p.metadata.deletion_timestamp
-    ]
-    if not pods:
-        raise SandboxError("no taxi-api pod is scheduled yet; try again in a few seconds")
+    pods = _scheduled_pods(core, "taxi-api")
     node = core.read_node(pods[0].spec.node_name)
     iid = node.spec.provider_id.rsplit("/", 1)[1]
     region = _spec(sb).region
