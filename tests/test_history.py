@@ -147,3 +147,13 @@ def test_concurrent_writers_to_s3_lose_no_entry(sandbox: Sandbox) -> None:
     assert entries is not None and len({(e["runbook"], e["run_id"]) for e in entries}) == 30
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     assert keys == {"opsbook/index.json", "opsbook/index.html"}
+
+
+def test_index_shows_start_times_to_the_second_in_utc(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    s = summary("validate-cluster", 3)
+    s["started"] = "2026-12-01T04:03:18.375349+01:00"  # a runner in another zone, microseconds
+    history.record_start(store, s, timeout_s=60)
+    history.record_end(store, s)
+    page = history.index_html(store.read_manifest() or [])
+    assert "<td>2026-12-01 03:03:18</td>" in page and "375349" not in page

@@ -121,7 +121,7 @@ tr:nth-child(even){background:#f4f4f4}.ok{color:#2e7d32}.findings{color:#e65100}
 {% endfor %}</table>{% endif %}
 <table><tr><th>started (UTC)</th><th>runbook</th><th>cluster</th><th>context</th><th>AWS account</th>
 <th>status</th><th>findings</th><th>took</th><th>files</th></tr>
-{% for e in entries %}<tr data-cluster="{{ e.cluster_key }}"><td>{{ e.started }}</td><td>{{ e.runbook }}</td>
+{% for e in entries %}<tr data-cluster="{{ e.cluster_key }}"><td>{{ e.started_shown }}</td><td>{{ e.runbook }}</td>
 <td>{{ e.cluster.cluster_name }}</td><td>{{ e.cluster.context }}</td><td>{{ e.cluster.aws_account }}</td>
 <td class="s {{ e.shown_status }}">{{ e.shown_status }}{% if e.failed_step %} ({{ e.failed_step }}){% endif %}</td>
 <td>{{ e.counts }}</td><td>{{ "%.1f"|format(e.duration_s or 0) }}s</td>
@@ -137,13 +137,23 @@ r.style.display=(!c||r.dataset.cluster===c)?"":"none";});}</script>
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
 
 
+def _shown_time(value: Any) -> str:
+    """``2026-12-01 08:03:18`` (UTC, to the second) as the reports show times; the raw value if unparsable."""
+    try:
+        t = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value or "")
+    return f"{(t.astimezone(UTC) if t.tzinfo else t):%Y-%m-%d %H:%M:%S}"
+
+
 def index_html(entries: Entries, now: datetime | None = None) -> str:
     """The index page from manifest entries (Jinja2, autoescaped), with a cluster filter and a score trend."""
     rows = []
     for e in newest_first(entries):
         counts = ", ".join(f"{n} {k}" for k, n in (e.get("finding_counts") or {}).items() if n) or "—"
         rows.append(
-            {**e, "shown_status": effective_status(e, now), "counts": counts, "cluster": e.get("cluster") or {}}
+            {**e, "shown_status": effective_status(e, now), "counts": counts, "cluster": e.get("cluster") or {},
+             "started_shown": _shown_time(e.get("started"))}
         )
     trend: dict[str, list[Any]] = {}
     for e in reversed(rows):
