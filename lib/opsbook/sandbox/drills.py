@@ -114,8 +114,10 @@ def ensure_workloads(api: k8s.ApiClient) -> None:
 SCHEDULE_WAIT_S = 60.0  # a drill run right after `sandbox up` waits this long for its pods to be placed
 
 
-def _scheduled_pods(core: k8s.CoreV1Api, app: str, timeout: float = SCHEDULE_WAIT_S) -> list[k8s.V1Pod]:
-    """The ``app`` pods of the taxi namespace that are on a node and not being deleted.
+def _scheduled_pods(
+    core: k8s.CoreV1Api, app: str, *, terminating: bool = False, timeout: float = SCHEDULE_WAIT_S
+) -> list[k8s.V1Pod]:
+    """The ``app`` pods of the taxi namespace that are on a node (and not being deleted, unless ``terminating``).
 
     Waits (bounded) for at least one: right after ``ensure_workloads`` on a busy machine the scheduler
     may not have placed them yet.
@@ -128,7 +130,7 @@ def _scheduled_pods(core: k8s.CoreV1Api, app: str, timeout: float = SCHEDULE_WAI
         pods = [
             p
             for p in core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
-            if p.spec.node_name and not p.metadata.deletion_timestamp
+            if p.spec.node_name and (terminating or not p.metadata.deletion_timestamp)
         ]
         if pods or time.monotonic() >= deadline:
             break
@@ -294,7 +296,7 @@ def drill_master_restart(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
 def drill_node_lost(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
     """A worker's kubelet stops heartbeating: NotReady, tainted, its pods evicted and replaced."""
     core = k8s.CoreV1Api(api)
-    pods = _scheduled_pods(core, "taxi-api")
+    pods = _scheduled_pods(core, "taxi-api", terminating=True)
     node = pods[0].spec.node_name
     faults.stop_heartbeat(sb, api, node)
     return DrillResult(
@@ -312,7 +314,7 @@ def drill_node_lost(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
 def drill_cpu_credits_exhausted(sb: Sandbox, api: k8s.ApiClient) -> DrillResult:
     """RabbitMQ's t2 node runs out of CPU credits; CPU flattens at baseline; the queue backs up."""
     core = k8s.CoreV1Api(api)
-    pod = _scheduled_pods(core, "rabbitmq")[0]
+    pod = _scheduled_pods(core, "rabbitmq", terminating=True)[0]
     node = core.read_node(pod.spec.node_name)
     instance = node.spec.provider_id.rsplit("/", 1)[1]
     itype = node.metadata.labels.get("node.kubernetes.io/instance-type", "t2.medium")
