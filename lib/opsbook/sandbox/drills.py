@@ -125,19 +125,18 @@ def _scheduled_pods(
     Raises:
         SandboxError: none was scheduled within ``timeout`` seconds.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        pods = [
+    pods: list[k8s.V1Pod] = []
+
+    def placed() -> bool:
+        pods[:] = [
             p
             for p in core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
             if p.spec.node_name and (terminating or not p.metadata.deletion_timestamp)
         ]
-        if pods or time.monotonic() >= deadline:
-            break
-        time.sleep(0.5)
-    if not pods:
-        raise SandboxError(f"no {app} pod was scheduled within {timeout:.0f}s: check the sandbox's nodes "
-                           f"(`kubectl get nodes`) and `kubectl -n {NAMESPACE} get pods -l app={app}`")
+        return bool(pods)
+
+    wait_for(placed, timeout, f"a {app} pod to be scheduled (check `kubectl get nodes` and "
+             f"`kubectl -n {NAMESPACE} get pods -l app={app}`)", interval=0.5)
     return pods
 
 

@@ -6,18 +6,8 @@ cause began, the object, a message saying what happened and what to do, the
 evidence to look at, and a score. :func:`run_detectors` ranks them with one rule
 (:mod:`opsbook.analysis.outage.ranking`).
 
-**The ranking rule.** A finding is a *likely cause* only if it began inside the
-window, or at most ``Config.cause_lead`` (15 min) before it (for ``cpu.credits``
-whose backlog grows inside the window: ``credit_backlog_horizon``, 6 h, because
-credits run out hours before the queue backs up), and before its effects (each
-detector checks its own order: heartbeat → NotReady → evictions; rollout →
-crash; exhaustion → backlog). Anything older that is still wrong is a *standing
-problem* (``kind="standing"``, severity capped at ``medium``: it was broken
-before the incident began, so it cannot have started it); severity-``low``
-findings (a node that flapped and recovered) are *noise*. Causes rank first:
-``critical``/``high`` before ``medium``, then by start time, earliest first (an
-earlier cause can explain a later one, never the reverse), then by score;
-then standing problems, then noise. ``kind`` says which a finding is.
+**The ranking rule** (likely cause, standing problem, noise; the order causes rank in) is written
+once, in :mod:`opsbook.analysis.outage.ranking`.
 
 Detectors:
 
