@@ -248,3 +248,14 @@ def test_below_pdb_fails_zero_downtime() -> None:
     budgets = pd.DataFrame([{"workload": "deployment/s/a", "pdb": "s/a", "min_ready": 2}])
     out = an.downtime_findings(an.availability(pd.DataFrame(rows), budgets))
     assert [(f.check, f.severity) for f in out] == [("upgrade.availability.below-pdb", "high")]
+
+
+def test_a_drop_of_a_few_milliseconds_still_has_a_length() -> None:
+    # kwok replaces an evicted single replica within milliseconds: the probe sees 0 ready for ~3 ms,
+    # and the downtime must not round away to zero (CI once reported 0.0 s for a seen drop)
+    rows = [{"t": t, "workload": "deployment/s/solo", "kind": "deployment", "replicas": 1, "ready": r,
+             "endpoints": float("nan")} for t, r in [(0.0, 1), (4.1021, 0), (4.1052, 1), (5.0, 1)]]
+    av = an.availability(pd.DataFrame(rows), pd.DataFrame(columns=["workload", "pdb", "min_ready"]))
+    assert av.loc[0, "zero_ready_s"] == pytest.approx(0.003)
+    (f,) = an.downtime_findings(av)[:1]
+    assert f.check == "upgrade.availability.single-replica-down" and "was down for 3 ms" in f.message

@@ -545,7 +545,7 @@ def availability(samples: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     rows = []
     b = budgets.set_index("workload") if len(budgets) else pd.DataFrame(columns=["pdb", "min_ready"])
-    for wl, g in samples.sort_values("t").groupby("workload", sort=True):
+    for wl, g in samples.sort_values("t", kind="stable").groupby("workload", sort=True):
         t = g["t"].to_numpy(dtype=float)
         ready = g["ready"].to_numpy(dtype=int)
         gaps = [t[i + 1] - t[i] for i in range(len(t) - 1)]
@@ -555,10 +555,15 @@ def availability(samples: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
         rows.append({"workload": wl, "replicas": int(g["replicas"].max()), "min_ready": int(ready.min()),
                      "pdb": pdb, "pdb_min_ready": pmin,
                      "below_pdb": bool(pmin is not None and ready.min() < pmin),
-                     "zero_ready_s": round(float(zero), 2),
+                     "zero_ready_s": round(float(zero), 3),
                      "min_endpoints": float(g["endpoints"].min()) if g["endpoints"].notna().any() else None,
                      "samples": len(g)})
     return pd.DataFrame(rows, columns=cols)
+
+
+def _secs(s: float) -> str:
+    """A downtime as people read it: ``3.2s``, or ``4 ms`` when below a tenth of a second."""
+    return f"{s:.1f}s" if s >= 0.1 else f"{s * 1000:.0f} ms"
 
 
 def downtime_findings(avail: pd.DataFrame) -> list[Finding]:
@@ -571,7 +576,7 @@ def downtime_findings(avail: pd.DataFrame) -> list[Finding]:
     for r in avail.itertuples():
         if r.replicas >= 2 and r.min_ready == 0:
             out.append(Finding("upgrade.availability.down", "high",
-                               f"{r.workload} ({r.replicas} replicas) had no ready pod for {r.zero_ready_s:.1f}s "
+                               f"{r.workload} ({r.replicas} replicas) had no ready pod for {_secs(r.zero_ready_s)} "
                                "during the upgrade: spread its pods (topologySpreadConstraints) and add a PDB.",
                                object=r.workload, group=GROUP, data={"zero_ready_s": r.zero_ready_s}))
         elif r.below_pdb:
@@ -581,7 +586,7 @@ def downtime_findings(avail: pd.DataFrame) -> list[Finding]:
                                object=r.workload, group=GROUP))
         elif r.replicas == 1 and r.min_ready == 0:
             out.append(Finding("upgrade.availability.single-replica-down", "medium",
-                               f"{r.workload} (1 replica) was down for {r.zero_ready_s:.1f}s while its node was "
+                               f"{r.workload} (1 replica) was down for {_secs(r.zero_ready_s)} while its node was "
                                "drained: expected for a single replica; scale to 2 with a PDB to avoid it.",
                                object=r.workload, group=GROUP, data={"zero_ready_s": r.zero_ready_s}))
     multi = avail[avail["replicas"] >= 2] if len(avail) else avail

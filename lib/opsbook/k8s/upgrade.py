@@ -327,12 +327,12 @@ class Probe:
                    and selector_matches(w["selector"], p["metadata"].get("labels") or {}) and _ready(p))
 
     def _sample(self, only: Sequence[Mapping[str, Any]] | None = None) -> None:
-        t = time.monotonic() - self._t0
-        with self._lock:
+        with self._lock:  # the time is read under the lock, so rows are appended in time order
+            t = time.monotonic() - self._t0  # not rounded: a drop that lasted 2 ms still has a length
             for w in only if only is not None else self._workloads:
                 n = self._count(w)
                 self._last[w["workload"]] = n
-                self.rows.append({"t": round(t, 3), "workload": w["workload"], "kind": w["kind"],
+                self.rows.append({"t": t, "workload": w["workload"], "kind": w["kind"],
                                   "replicas": w["replicas"], "ready": n,
                                   "endpoints": self._endpoints.get(w["workload"], float("nan"))})
 

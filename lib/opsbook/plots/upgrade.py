@@ -26,7 +26,7 @@ def ready_over_time(samples: pd.DataFrame, availability: pd.DataFrame | None = N
     if availability is not None and len(availability):
         pdb = {r.workload: r.pdb_min_ready for r in availability.itertuples() if r.pdb_min_ready is not None
                and not pd.isna(r.pdb_min_ready)}
-    for i, (wl, g) in enumerate(samples.sort_values("t").groupby("workload", sort=True)):
+    for i, (wl, g) in enumerate(samples.sort_values("t", kind="stable").groupby("workload", sort=True)):
         color = f"C{i % 10}"
         ax.step(g["t"], g["ready"], where="post", label=wl, color=color, linewidth=1.6)
         if wl in pdb:
