@@ -24,7 +24,7 @@ from opsbook.sandbox import Sandbox
 # The notebook's calls (notebooks/cluster-inventory.ipynb), tables to HTML and the figure to PNG
 # as the kernel's display does.
 PLAIN = """
-import opsbook.overview as ov
+from opsbook.runbooks import cluster_inventory as ov
 from opsbook import report
 from opsbook.aws import session
 from opsbook.plots import figure_png
@@ -36,10 +36,11 @@ joined = ov.side_by_side(nodes, instances)
 joined.to_html()
 bool(joined["joined"].all())
 figure_png(ov.plot_nodes_by_group(nodes))
-mismatches = ov.report_mismatches(joined, "high")
+mismatches = ov.mismatch_findings(joined, "high")
+report.findings(mismatches)
 report.record("nodes", len(nodes))
 report.record("instances", len(instances))
-report.record("mismatches", mismatches)
+report.record("mismatches", len(mismatches))
 """
 
 

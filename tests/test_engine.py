@@ -57,7 +57,7 @@ def test_run_inventory_writes_notebook_html_json(sandbox: Sandbox, tmp_path: Pat
     assert summary["records"]["mismatches"] == 0
     html = runs[0].with_suffix(".html").read_text()
     assert "cluster-inventory" in html and "<img" in html  # the plot is in the report
-    assert "import opsbook.overview" not in html  # no code cells
+    assert "from opsbook.runbooks import" not in html  # no code cells
     nb = nbformat.read(runs[0].with_suffix(".ipynb"), as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     index = (tmp_path / "index.html").read_text()

@@ -228,7 +228,7 @@ def test_passes_under_readonly_service_account(
         assert run.passed
         assert list(run.last.notes["check"]) == ["certs.expiry", NO_STORE]
         assert "secrets" in run.last.notes["note"].iloc[0] and "forbidden" in run.last.notes["note"].iloc[0]
-        assert any(f.check == "certs.expiry" and f.data.get("degraded") for f in run.findings_records())
+        assert any(f.check == "certs.expiry" and f.data.get("degraded") for f in v.validate_findings(run))
     finally:
         binding.metadata.resource_version = None
         rbac.create_cluster_role_binding(binding)

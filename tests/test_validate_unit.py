@@ -614,14 +614,14 @@ def test_wait_times_out_and_unreachable_counts_as_failure() -> None:
     assert not run.passed and len(run.attempts) == 3 and "wait time (12s) exceeded" in run.reason
     assert any(
         f.check == "kops.pod.system_critical" or f.severity in ("high", "critical")
-        for f in run.findings_records()
+        for f in v.validate_findings(run)
     )
 
 
 def test_without_wait_count_above_one_fails_like_kops() -> None:
     run = v.validate_until(_attempts([True]), wait_s=0, count=2, interval_s=1)
     assert not run.passed and "not 2" in run.reason
-    records = run.findings_records()
+    records = v.validate_findings(run)
     assert [(f.check, f.severity) for f in records] == [("validate.result", "high")]
     with pytest.raises(ClusterUnreachable):
         v.validate_until(_attempts([None]), wait_s=0)

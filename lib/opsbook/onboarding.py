@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 
 import opsbook.plots  # noqa: F401 - Figures render as PNG in notebooks
 from opsbook.engine.catalog import catalog
-from opsbook.k8s.client import api_client, list_all
-from opsbook.k8s.client import boundary as k8s_boundary
+from opsbook.k8s import inventory
+from opsbook.k8s.client import api_client
+from opsbook.k8s.objects import workload_of
 
 MAP_COLUMNS = ["instance_group", "role", "instance_type", "zone", "node", "namespace", "workload", "pods"]
 
@@ -27,31 +28,22 @@ def cluster_map(api: k8s.ApiClient | None = None) -> pd.DataFrame:
 
     Returns:
         DataFrame with columns instance_group, role, instance_type, zone, node, namespace, workload
-        (``Kind/name`` of the pod's owner), pods (count on that node).
+        (the owner's object id, e.g. ``deployment/taxi/taxi-api``), pods (count on that node).
     """
     api = api or api_client()
-    core = k8s.CoreV1Api(api)
-    with k8s_boundary("mapping the cluster", api):
-        nodes = list_all(core.list_node)
-        pods = list_all(core.list_pod_for_all_namespaces)
-    node_info = {}
-    for n in nodes:
-        labels = n.metadata.labels or {}
-        node_info[n.metadata.name] = {
-            "instance_group": labels.get("kops.k8s.io/instancegroup", "(none)"),
-            "role": labels.get("kubernetes.io/role", "node"),
-            "instance_type": labels.get("node.kubernetes.io/instance-type", ""),
-            "zone": labels.get("topology.kubernetes.io/zone", ""),
-        }
+    nodes = inventory.nodes(api)
+    pods = inventory.list_json(api, "/api/v1/pods")
+    node_info = {
+        n.name: {"instance_group": n.instance_group or "(none)", "role": n.role, "instance_type": n.instance_type,
+                 "zone": n.zone}
+        for n in nodes.itertuples()
+    }
     counts: dict[tuple[str, str, str], int] = {}
     for p in pods:
-        if not p.spec.node_name or p.metadata.deletion_timestamp:
+        meta, node = p["metadata"], (p.get("spec") or {}).get("nodeName")
+        if not node or meta.get("deletionTimestamp"):
             continue
-        owner = (p.metadata.owner_references or [None])[0]
-        workload = f"{owner.kind}/{owner.name}" if owner else f"Pod/{p.metadata.name}"
-        if owner is not None and owner.kind == "ReplicaSet":
-            workload = "Deployment/" + owner.name.rsplit("-", 1)[0]
-        key = (p.spec.node_name, p.metadata.namespace, workload)
+        key = (node, meta.get("namespace", ""), workload_of(meta))
         counts[key] = counts.get(key, 0) + 1
     rows: list[dict[str, Any]] = []
     for (node, ns, workload), n in counts.items():
@@ -98,10 +90,10 @@ def plot_cluster_map(df: pd.DataFrame) -> Figure:
         height = 0.8 / max(len(nodes), 1)
         for ni, node in enumerate(nodes):
             top = 0.86 - ni * height
-            colour = "#fff3e0" if first["role"] == "master" else "#e3f2fd"
+            colour = "#fff3e0" if first["role"] == "control-plane" else "#e3f2fd"
             ax.add_patch(_box(gi + 0.05, top - height + 0.02, 0.9, height - 0.03, colour))
             wl = sub[(sub["node"] == node) & (sub["pods"] > 0)]
-            lines = [f"{_short(r.workload.split('/', 1)[1])} ×{r.pods}" for r in wl.itertuples()][:7]
+            lines = [f"{_short(r.workload.rsplit('/', 1)[-1])} ×{r.pods}" for r in wl.itertuples()][:7]
             more = len(wl) - len(lines)
             text = (
                 _short(node.split(".")[0])

@@ -26,10 +26,8 @@ import pytest
 from incident_scenarios import SCENARIOS, Ctx, Scenario, new_run_id, settle, start_workloads
 from kubernetes import client as k8s
 
-from opsbook import archive as events_archive
-from opsbook.analysis import outage, postmortem, timeline
-from opsbook.aws import evidence as aws_evidence
-from opsbook.k8s import evidence as k8s_evidence
+from opsbook.analysis import outage, postmortem
+from opsbook.runbooks import outage_analysis as runbook
 from opsbook.sandbox import Sandbox, drills
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.private_sandbox]
@@ -79,24 +77,16 @@ def corpus(sandbox: Sandbox, api: k8s.ApiClient, request: pytest.FixtureRequest)
 
 
 def analyse(start: dt.datetime, end: dt.datetime, extra: list[str], st: Any) -> tuple[pd.DataFrame, Any, Any, Any]:
-    """The outage-analysis notebook's steps 1-6 (and its timeline), as library calls."""
-    inc = timeline.incident(start.isoformat(), end.isoformat(), 2, title="corpus", extra_metrics=extra)
-    events, _ = events_archive.collect_events(inc.history_start, inc.end)
-    state, _ = k8s_evidence.collect_k8s_evidence()
-    aws_rows, metrics, instances, _ = aws_evidence.collect_aws_evidence(
-        st.cluster_name, inc.start, inc.end, st.region, inc.extra_metrics
-    )
-    findings = outage.run_detectors(
-        events,
-        [state, aws_rows],
-        metrics,
-        inc.start,
-        inc.end,
-        instances,
-        outage.Config(node_monitor_grace_s=10, toleration_s=10),
-        owners=aws_evidence.metric_owners(inc.extra_metrics),
-    )
-    tl = timeline.build_timeline(events, [state, aws_rows], inc, gap=5, metrics=metrics)
+    """The outage-analysis notebook's steps, through the same façade calls the notebook makes."""
+    inc = runbook.window(start.isoformat(), end.isoformat(), 2, title="corpus", extra_metrics=extra,
+                         instance_metrics=("CPUUtilization", "CPUCreditBalance", "CPUCreditUsage"), alerts={})
+    events, _ = runbook.cluster_events(inc)
+    state, _ = runbook.cluster_state()
+    aws = runbook.aws_side(inc, st.cluster_name, st.region)
+    cache = outage.MetricsCache()
+    findings = runbook.likely_causes(inc, events, state, aws, node_monitor_grace_seconds=10, toleration_seconds=10,
+                                     cache=cache)
+    tl = runbook.story(inc, events, state, aws, collapse_seconds=5, cache=cache)
     return findings, inc, tl, events
 
 

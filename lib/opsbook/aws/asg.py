@@ -94,7 +94,7 @@ def cluster_instance_records(cluster: str, region: str | None = None, ec2: Any =
     """The cluster's EC2 instances (tag ``KubernetesCluster=<cluster>``), as the API returns them.
 
     The one instance lister: :func:`cluster_instances` (and through it :func:`kops_cloud`, the outage
-    evidence, the overview) and the CPU-credit inventory read the cluster's instances through it.
+    evidence, the cluster-inventory runbook) and the CPU-credit inventory read the cluster's instances through it.
 
     Args:
         cluster: the kops cluster name.

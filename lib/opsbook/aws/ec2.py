@@ -25,7 +25,6 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from kubernetes import client as k8s
 
 from opsbook.aws.asg import IG_TAG, LIVE_STATES, cluster_asg_records, cluster_instance_records, state_store_documents
 from opsbook.aws.s3url import is_s3
@@ -33,8 +32,7 @@ from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.data.tables import credit_spec
 from opsbook.errors import AwsError, BadInput, OpsbookError
-from opsbook.k8s.client import api_client, list_all
-from opsbook.k8s.client import boundary as k8s_boundary
+from opsbook.k8s import inventory as k8s_inventory
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +127,8 @@ def _api_credits(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
 
 def nodes_by_instance(api: Any = None) -> dict[str, str]:
     """EC2 instance id -> Kubernetes node name, from each node's ``spec.providerID`` (``aws:///az/i-...``)."""
-    api = api or api_client()
-    with k8s_boundary("list nodes", api):
-        nodes = list_all(k8s.CoreV1Api(api).list_node)
-    out = {}
-    for n in nodes:
-        pid = (n.spec.provider_id or "") if n.spec else ""
-        if pid.startswith("aws://"):
-            out[pid.rsplit("/", 1)[-1]] = n.metadata.name
-    return out
+    nodes = k8s_inventory.nodes(api)
+    return {r.instance_id: r.name for r in nodes.itertuples() if r.instance_id}
 
 
 def inventory(

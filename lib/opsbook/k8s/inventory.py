@@ -64,7 +64,9 @@ __all__ = [  # the rows and the Snapshot are parsed in opsbook.k8s.objects (pure
     "Snapshot",
     "deployment_row",
     "get_json",
+    "list_json",
     "node_row",
+    "nodes",
     "pdb_row",
     "pod_row",
     "ready_endpoints",
@@ -101,6 +103,19 @@ def get_json(api: k8s.ApiClient, path: str, query: list[tuple[str, Any]] | None 
     if not 200 <= resp.status <= 299:
         raise ApiException(http_resp=resp)
     return json.loads(resp.data or b"{}")
+
+
+def list_json(api: k8s.ApiClient, path: str) -> list[dict[str, Any]]:
+    """Every item of a cluster-wide list (paginated), as dicts."""
+    with boundary(f"GET {path}", api):
+        return [i for body in pages(lambda token: get_json(api, path, continue_query(token)))
+                for i in body.get("items") or []]
+
+
+def nodes(api: k8s.ApiClient | None = None) -> pd.DataFrame:
+    """Every Node as one slim row (:func:`opsbook.k8s.objects.node_row`, columns ``NODE_COLUMNS``)."""
+    return _frame([node_row(n) for n in list_json(api or api_client(), "/api/v1/nodes")], NODE_COLUMNS,
+                  ("created",))
 
 
 def _pages(api: k8s.ApiClient, path: str, counter: _Counter, limit: int) -> Iterator[list[dict[str, Any]]]:

@@ -19,7 +19,8 @@ CRITICAL_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
 
 NODE_COLUMNS = ["name", "object", "instance_group", "role", "instance_type", "zone", "provider_id",
                 "instance_id", "ready", "ready_reason", "pressure", "unschedulable", "created",
-                "network_unavailable", "hostname", "addresses", "kops_instance_id", "control_plane_label"]
+                "network_unavailable", "hostname", "addresses", "kops_instance_id", "control_plane_label",
+                "kubelet_version"]
 POD_COLUMNS = ["namespace", "name", "object", "node", "phase", "ready", "terminating", "priority_class",
                "priority", "component", "workload", "scheduled_reason", "scheduled_message",
                "waiting_reason", "waiting_message", "restarts", "oom_killed", "containers", "created",
@@ -41,7 +42,7 @@ class Snapshot:
             ``ready_reason, pressure`` (comma-joined true pressure conditions), ``unschedulable, created``,
             ``network_unavailable`` (its condition's status), ``hostname`` (label), ``addresses``
             (tuple), ``kops_instance_id`` (last part of the providerID, as kops reads it),
-            ``control_plane_label`` (has ``node-role.kubernetes.io/control-plane``).
+            ``control_plane_label`` (has ``node-role.kubernetes.io/control-plane``), ``kubelet_version``.
         pods: one row per pod: ``namespace, name, object, node, phase, ready, terminating,
             priority_class, priority, component`` (``k8s-app``/``component`` label), ``workload``
             (owning controller, e.g. ``deployment/ns/web``), ``scheduled_reason, scheduled_message``
@@ -141,10 +142,16 @@ def node_row(n: dict[str, Any]) -> dict[str, Any]:
         "addresses": tuple(a.get("address", "") for a in st.get("addresses") or []),
         "kops_instance_id": provider.rsplit("/", 1)[-1],
         "control_plane_label": "node-role.kubernetes.io/control-plane" in labels,
+        "kubelet_version": (st.get("nodeInfo") or {}).get("kubeletVersion", ""),
     }
 
 
-def _workload(meta: dict[str, Any]) -> str:
+def workload_of(meta: Mapping[str, Any]) -> str:
+    """The object id of a pod's owning workload, the one form every module names workloads in.
+
+    ``deployment/ns/web`` (a ReplicaSet named ``web-<pod-template-hash>``), ``statefulset/ns/db``,
+    ``daemonset/...``, or ``pod/ns/name`` for a bare or static pod.
+    """
     ns, labels = meta.get("namespace", ""), meta.get("labels") or {}
     for ref in meta.get("ownerReferences") or []:
         if not ref.get("controller"):
@@ -195,7 +202,7 @@ def pod_row(p: dict[str, Any]) -> dict[str, Any]:
         "priority_class": spec.get("priorityClassName") or "",
         "priority": int(spec.get("priority") or 0),
         "component": labels.get("k8s-app") or labels.get("component") or "",
-        "workload": _workload(meta),
+        "workload": workload_of(meta),
         "scheduled_reason": sched.get("reason", "") if sched.get("status") == "False" else "",
         "scheduled_message": sched.get("message", "") if sched.get("status") == "False" else "",
         "waiting_reason": waiting_reason, "waiting_message": waiting_message,

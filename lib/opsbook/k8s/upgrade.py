@@ -21,22 +21,15 @@ from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from opsbook.errors import ApiError, OpsbookError
-from opsbook.k8s.client import boundary, continue_query, pages
-from opsbook.k8s.inventory import get_json
-from opsbook.k8s.objects import SAMPLE_COLUMNS, is_mirror_pod, selector_matches
+from opsbook.k8s.client import boundary
+from opsbook.k8s.inventory import get_json, list_json
+from opsbook.k8s.objects import SAMPLE_COLUMNS, is_mirror_pod, node_row, selector_matches
 
 log = logging.getLogger(__name__)
 
 NOTE = "opsbook.io/upgrade"  # annotation on a node the upgrade cordoned: what happened, what to do
 REPLACEMENT = "opsbook.io/upgrade-replacement"  # the surge instance that replaces this node
 Say = Callable[[str], None]
-
-
-def list_json(api: k8s.ApiClient, path: str) -> list[dict[str, Any]]:
-    """Every item of a cluster-wide list (paginated), as dicts."""
-    with boundary(f"GET {path}", api):
-        return [i for body in pages(lambda token: get_json(api, path, continue_query(token)))
-                for i in body.get("items") or []]
 
 
 @dataclass
@@ -57,18 +50,11 @@ class ClusterState:
         """Columns ``name, instance_group, role, zone, kubelet_version, unschedulable, ready, instance_id``."""
         rows = []
         for n in self.nodes:
-            m, st = n["metadata"], n.get("status") or {}
-            labels = m.get("labels") or {}
-            pid = (n.get("spec") or {}).get("providerID") or ""
-            cp = "node-role.kubernetes.io/control-plane" in labels or labels.get("kubernetes.io/role") == "master"
-            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
-            rows.append({"name": m["name"], "instance_group": labels.get("kops.k8s.io/instancegroup", ""),
-                         "role": "control-plane" if cp else "node",
-                         "zone": labels.get("topology.kubernetes.io/zone", ""),
-                         "kubelet_version": (st.get("nodeInfo") or {}).get("kubeletVersion", ""),
-                         "unschedulable": bool((n.get("spec") or {}).get("unschedulable")),
-                         "ready": ready, "instance_id": pid.rsplit("/", 1)[-1] if pid.startswith("aws://") else "",
-                         "note": (m.get("annotations") or {}).get(NOTE, "")})
+            r = node_row(n)
+            rows.append({**{k: r[k] for k in ("name", "instance_group", "role", "zone", "kubelet_version",
+                                               "unschedulable", "instance_id")},
+                         "ready": r["ready"] == "True",
+                         "note": (n["metadata"].get("annotations") or {}).get(NOTE, "")})
         return pd.DataFrame(rows, columns=["name", "instance_group", "role", "zone", "kubelet_version",
                                            "unschedulable", "ready", "instance_id", "note"])
 

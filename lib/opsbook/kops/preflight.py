@@ -322,7 +322,7 @@ def require_pass(result: pd.DataFrame) -> None:
         raise RunbookFailed(f"preflight failed ({len(bad)} check(s)), nothing was created: {lines}")
 
 
-def as_findings(*results: pd.DataFrame) -> list[dict[str, Any]]:
+def preflight_findings(*results: pd.DataFrame) -> list[dict[str, Any]]:
     """Preflight/advice rows as :func:`opsbook.report.findings` records (passes become ``info``)."""
     return [{"check": f"create.{r['check']}", "severity": r["severity"], "message": r["message"],
              "object": r["object"], "group": "create-cluster"}

@@ -36,6 +36,7 @@ from kubernetes import client as k8s
 from opsbook.analysis import upgrade as an
 from opsbook.aws.s3url import parse_s3
 from opsbook.errors import BadInput, RunbookFailed
+from opsbook.k8s import inventory as k8s_inventory
 from opsbook.k8s import upgrade as ku
 from opsbook.k8s.client import api_client
 from opsbook.k8s.objects import SAMPLE_COLUMNS
@@ -138,8 +139,8 @@ def check_parameters(cluster_name: str = "", state_store: str = "", target_versi
     own = api is None
     api = api or _api()
     try:
-        pods = ku.list_json(api, "/api/v1/namespaces/kube-system/pods")
-        nodes = ku.ClusterState(ku.list_json(api, "/api/v1/nodes"), [], [], [], [], [], "").node_frame()
+        pods = k8s_inventory.list_json(api, "/api/v1/namespaces/kube-system/pods")
+        nodes = ku.ClusterState(k8s_inventory.list_json(api, "/api/v1/nodes"), [], [], [], [], [], "").node_frame()
         cp = ku.control_plane_version(api, pods)
     finally:
         if own:
@@ -430,7 +431,7 @@ def apply(params: Params, the_plan: Plan, *, preflight: Preflight | None = None,
 
 
 def _remaining(api: k8s.ApiClient, params: Params) -> pd.DataFrame:
-    nodes = ku.ClusterState(ku.list_json(api, "/api/v1/nodes"), [], [], [], [], [], "").node_frame()
+    nodes = ku.ClusterState(k8s_inventory.list_json(api, "/api/v1/nodes"), [], [], [], [], [], "").node_frame()
     return an.nodes_to_replace(nodes, params.target, params.instance_groups)
 
 
@@ -442,8 +443,9 @@ def _apply_sandbox(params: Params, api: k8s.ApiClient, say: Say, interval: float
     if todo.empty:
         return Rollout("nothing-to-do", f"every node already runs v{params.target}", pd.DataFrame(
             columns=STEP_COLUMNS), started_at=started)
-    workloads = ku.list_json(api, "/apis/apps/v1/deployments") + ku.list_json(api, "/apis/apps/v1/statefulsets")
-    budgets = ku.budgets(ku.list_json(api, "/apis/policy/v1/poddisruptionbudgets"), workloads)
+    workloads = (k8s_inventory.list_json(api, "/apis/apps/v1/deployments")
+                 + k8s_inventory.list_json(api, "/apis/apps/v1/statefulsets"))
+    budgets = ku.budgets(k8s_inventory.list_json(api, "/apis/policy/v1/poddisruptionbudgets"), workloads)
     probe = ku.Probe(api, interval=interval).start()
     steps: list[dict[str, Any]] = []
     findings: list[Finding] = []
@@ -479,7 +481,7 @@ def _apply_sandbox(params: Params, api: k8s.ApiClient, say: Say, interval: float
 
 def _cordoned(api: k8s.ApiClient) -> dict[str, str]:
     out = {}
-    for n in ku.list_json(api, "/api/v1/nodes"):
+    for n in k8s_inventory.list_json(api, "/api/v1/nodes"):
         if (n.get("spec") or {}).get("unschedulable"):
             out[n["metadata"]["name"]] = ((n["metadata"].get("annotations") or {}).get(ku.NOTE)
                                           or "cordoned WITHOUT a note (not by upgrade-cluster)")

@@ -21,7 +21,7 @@ import pandas as pd
 from kubernetes import client as k8s
 
 from opsbook.analysis import kops_parity as kp
-from opsbook.analysis.validate import Inputs, Options, ValidationRun, evaluate, validate_until
+from opsbook.analysis.validate import Inputs, Options, ValidationRun, evaluate, validate_findings, validate_until
 from opsbook.aws import asg as asgmod
 from opsbook.aws.s3url import is_s3, parse_s3
 from opsbook.aws.session import boundary, session
@@ -30,7 +30,7 @@ from opsbook.k8s import inventory
 from opsbook.k8s.certs import apiserver_certificate
 from opsbook.k8s.client import api_client
 
-__all__ = ["Sources", "aws_clients", "collect", "resolve", "validate_cluster"]
+__all__ = ["Sources", "aws_clients", "collect", "resolve", "validate_cluster", "validate_findings"]
 
 
 @dataclass

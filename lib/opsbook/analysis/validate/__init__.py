@@ -70,7 +70,7 @@ from opsbook.analysis.validate.config import (
 )
 from opsbook.analysis.validate.evaluate import evaluate, kops_verdict, notes_frame
 from opsbook.analysis.validate.kops import kops_evaluations, tolerate_unready
-from opsbook.analysis.validate.loop import ValidationRun, validate_until
+from opsbook.analysis.validate.loop import ValidationRun, validate_findings, validate_until
 from opsbook.analysis.validate.model import Inputs, Options, Validation
 from opsbook.analysis.validate.nodes import (
     burstable,
@@ -127,5 +127,6 @@ __all__ = [
     "parse_exclude",
     "score",
     "tolerate_unready",
+    "validate_findings",
     "validate_until",
 ]

@@ -115,21 +115,24 @@ class ValidationRun:
         cols = ["severity", "group", "check", "object", "message", "evidence"]
         return self.last.findings[cols] if self.last else pd.DataFrame(columns=cols)
 
-    def findings_records(self) -> list[Finding]:
-        """Findings for ``opsbook.report.findings`` (a failed run always has one at ``fail_on`` or above)."""
-        out = []
-        if self.last is not None:
-            for r in self.last.findings.itertuples(index=False):
-                out.append(Finding(check=r.check, severity=r.severity, message=r.message, object=r.object,
-                                   group=r.group, evidence=r.evidence, data={"namespace": r.namespace}))
-            for r in self.last.notes.itertuples(index=False):
-                out.append(Finding(check=r.check, severity="info", message=f"check degraded: {r.note}",
-                                   group=CHECKS.get(r.check, ""), data={"degraded": True}))
-        if not self.passed and not any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[self.options.fail_on]
-                                       for f in out):
-            sev = "high" if SEVERITY_RANK[self.options.fail_on] <= SEVERITY_RANK["high"] else "critical"
-            out.append(Finding(check="validate.result", severity=sev, message=self.reason, group="kops"))
-        return out
+
+def validate_findings(run: ValidationRun) -> list[Finding]:
+    """The last validation's findings as report records (a failed run always has one at ``fail_on`` or above).
+
+    Degraded checks come as ``info`` findings with ``data["degraded"]``.
+    """
+    out = []
+    if run.last is not None:
+        for r in run.last.findings.itertuples(index=False):
+            out.append(Finding(check=r.check, severity=r.severity, message=r.message, object=r.object,
+                               group=r.group, evidence=r.evidence, data={"namespace": r.namespace}))
+        for r in run.last.notes.itertuples(index=False):
+            out.append(Finding(check=r.check, severity="info", message=f"check degraded: {r.note}",
+                               group=CHECKS.get(r.check, ""), data={"degraded": True}))
+    if not run.passed and not any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[run.options.fail_on] for f in out):
+        sev = "high" if SEVERITY_RANK[run.options.fail_on] <= SEVERITY_RANK["high"] else "critical"
+        out.append(Finding(check="validate.result", severity=sev, message=run.reason, group="kops"))
+    return out
 
 
 def validate_until(attempt: Callable[[], Validation], *, wait_s: float = 0, count: int = 1,

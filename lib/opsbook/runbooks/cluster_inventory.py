@@ -1,7 +1,9 @@
-"""Cluster inventory: Kubernetes nodes and EC2 instances side by side.
+"""The cluster-inventory runbook's façade: Kubernetes nodes and EC2 instances side by side.
 
-The small example runbook (``notebooks/cluster-inventory.ipynb``) and the demo
-use this; it is also the first thing a new developer should look at.
+``notebooks/cluster-inventory.ipynb`` and the demo use this; it is also the first thing a new developer
+should look at. Nodes are parsed once (:func:`opsbook.k8s.objects.node_row`, fetched by
+:func:`opsbook.k8s.inventory.nodes`); instances come from the one cluster-instance lister
+(:func:`opsbook.aws.asg.cluster_instances`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from matplotlib.ticker import MaxNLocator
 
 import opsbook.plots  # noqa: F401 - shows returned Figures as PNG in notebooks
 from opsbook.aws.asg import cluster_instances
-from opsbook.k8s.client import api_client, list_all
-from opsbook.k8s.client import boundary as k8s_boundary
-from opsbook.report import finding
+from opsbook.k8s import inventory
+from opsbook.report import Finding
 
 NODE_COLUMNS = ["node", "instance_group", "role", "instance_type", "zone", "instance_id", "ready", "age_h"]
 INSTANCE_COLUMNS = [
@@ -37,30 +38,9 @@ def nodes_table(api: k8s.ApiClient | None = None) -> pd.DataFrame:
     Returns:
         DataFrame with columns node, instance_group, role, instance_type, zone, instance_id, ready, age_h.
     """
-    api = api or api_client()
-    with k8s_boundary("listing nodes", api):
-        nodes = list_all(k8s.CoreV1Api(api).list_node)
-    now = pd.Timestamp.now(tz="UTC")
-    rows = []
-    for n in nodes:
-        labels = n.metadata.labels or {}
-        ready = next((c.status for c in n.status.conditions or [] if c.type == "Ready"), "Unknown")
-        rows.append(
-            {
-                "node": n.metadata.name,
-                "instance_group": labels.get("kops.k8s.io/instancegroup", ""),
-                "role": labels.get(
-                    "kubernetes.io/role",
-                    "control-plane" if "node-role.kubernetes.io/control-plane" in labels else "node",
-                ),
-                "instance_type": labels.get("node.kubernetes.io/instance-type", ""),
-                "zone": labels.get("topology.kubernetes.io/zone", ""),
-                "instance_id": (n.spec.provider_id or "").rsplit("/", 1)[-1],
-                "ready": ready,
-                "age_h": round((now - pd.Timestamp(n.metadata.creation_timestamp)).total_seconds() / 3600, 2),
-            }
-        )
-    return pd.DataFrame(rows, columns=NODE_COLUMNS).sort_values(["instance_group", "node"], ignore_index=True)
+    df = inventory.nodes(api).rename(columns={"name": "node"})
+    df["age_h"] = ((pd.Timestamp.now(tz="UTC") - df["created"]).dt.total_seconds() / 3600).round(2)
+    return df[NODE_COLUMNS].sort_values(["instance_group", "node"], ignore_index=True)
 
 
 def instances_table(
@@ -91,29 +71,27 @@ def side_by_side(nodes: pd.DataFrame, instances: pd.DataFrame) -> pd.DataFrame:
     return merged[cols].sort_values(["instance_group", "instance_id"], ignore_index=True)
 
 
-def report_mismatches(joined: pd.DataFrame, not_joined_severity: str = "high") -> int:
-    """Record a finding for every running instance without a node and every node without an instance."""
-    n = 0
+def mismatch_findings(joined: pd.DataFrame, not_joined_severity: str = "high") -> list[Finding]:
+    """A finding for every running instance without a node and every node without an instance."""
+    out: list[Finding] = []
     for row in joined.itertuples():
         if row.state == "running" and not isinstance(row.node, str):
-            finding(
+            out.append(Finding(
                 "inventory.instance-not-joined",
                 not_joined_severity,
                 "running EC2 instance has no Kubernetes node: it never joined or its kubelet is down",
                 object=str(row.instance_id),
                 group="inventory",
-            )
-            n += 1
+            ))
         elif isinstance(row.node, str) and not isinstance(row.state, str):
-            finding(
+            out.append(Finding(
                 "inventory.node-without-instance",
                 "medium",
                 "node's providerID points at no EC2 instance of this cluster",
                 object=str(row.node),
                 group="inventory",
-            )
-            n += 1
-    return n
+            ))
+    return out
 
 
 def plot_nodes_by_group(nodes: pd.DataFrame) -> Figure:
