@@ -217,3 +217,18 @@ def test_plan_without_kops_is_derived(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "opsbook toolchain" in result.log[0]
     first = result.summary()["commands"][0]
     assert first.endswith("--channel stable --dry-run -o yaml > opsbook.k8s.local.yaml")
+
+
+def test_next_step_command_is_accepted_by_opsbook_run() -> None:
+    """The command create-cluster prints after apply parses against validate-cluster's parameters."""
+    import shlex
+
+    from opsbook.engine.catalog import find_runbook
+    from opsbook.engine.params import parse_parameters
+    from opsbook.kops.apply import next_step
+
+    argv = shlex.split(next_step(params()).split("#", 1)[0])
+    assert argv[:3] == ["opsbook", "run", "validate-cluster"]
+    raw = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-p")
+    parsed = parse_parameters(find_runbook("validate-cluster").parameters, raw, "validate-cluster")
+    assert parsed == {"cluster_name": params().cluster_name, "wait": 900}

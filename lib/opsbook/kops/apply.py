@@ -130,8 +130,8 @@ class ApplyResult:
 
 def next_step(params: CreateParams) -> str:
     """The command that checks the cluster after apply (validate-cluster with wait)."""
-    return ("opsbook run validate-cluster -p cluster_name " + shlex.quote(params.cluster_name)
-            + " -p wait 15m   # kops validate cluster --wait 15m")
+    return ("opsbook run validate-cluster -p " + shlex.quote(f"cluster_name={params.cluster_name}")
+            + " -p wait=900   # kops validate cluster --wait 15m")
 
 
 # -- kops ------------------------------------------------------------------------------------------
