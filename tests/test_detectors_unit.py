@@ -207,7 +207,32 @@ def test_crash_loop_since_before_the_window_is_not_a_rollout_cause() -> None:
         ]
     )
     events = normalise_events([ev("b1", "BackOff", pod(p), "Back-off restarting failed container", 120, 30)])
-    assert outage.run_detectors(events, state, None, T0, END).empty
+    found = outage.run_detectors(events, state, None, T0, END)
+    # not a cause (no rollout in the window), but listed: a standing problem, dated by its first crash sign
+    assert list(found["check"]) == ["pod.crashloop"]
+    f = found.iloc[0]
+    assert (f["kind"], f["severity"], f["object"]) == ("standing", "medium", f"Pod/shop/{p}")
+    assert f["time"] == at(-500) and f["data"]["pods"] == 1
+    assert "crash-looping since at least 11:51:40Z" in f["message"]
+
+
+def test_crash_loop_that_began_inside_the_window_without_a_rollout_is_not_standing() -> None:
+    p = "worker-6b7c8d9e0f-zzzzz"
+    state = rows([(at(300), "pod", f"Pod/shop/{p}", "waiting CrashLoopBackOff", "x", "high", "x")])
+    events = normalise_events([ev("b1", "BackOff", pod(p), "Back-off restarting failed container", 320, 3)])
+    assert "pod.crashloop" not in set(outage.run_detectors(events, state, None, T0, END)["check"])
+
+
+def test_a_crash_loop_explained_by_an_in_window_rollout_is_not_also_standing() -> None:
+    p = "web-5f6d7c8b9a-qwert"
+    state = rows([
+        (at(-7200), "pod", f"Pod/shop/{p}", "created", "x", "low", "x"),
+        (at(60), "rollout", "Deployment/shop/web", "ReplicaSet web-5f6d7c8b9a created", "revision 2", "low", "x"),
+        (at(-3000), "pod", f"Pod/shop/{p}", "waiting CrashLoopBackOff", "x", "high", "x"),
+    ])
+    events = normalise_events([ev("b1", "BackOff", pod(p), "Back-off restarting failed container", 120, 5)])
+    found = outage.run_detectors(events, state, None, T0, END)
+    assert "rollout.crashloop" in set(found["check"]) and "pod.crashloop" not in set(found["check"])
 
 
 def _cert(t: pd.Timestamp, obj: str = "Secret/legacy/old-tls") -> tuple[Any, ...]:

@@ -375,7 +375,7 @@ SCENARIOS = [
         with_noise(node_lost_full),
         "node.lost",
         not_above=("rollout.crashloop", "certificate.expiry"),
-        standing=("certificate.expiry",),
+        standing=("certificate.expiry", "pod.crashloop"),
         noise="yes",
     ),
     # (the certificate scenario runs before the crash-loop one: a window opened seconds after the
@@ -385,7 +385,7 @@ SCENARIOS = [
         with_noise(certificate),
         "certificate.expiry",
         not_above=("rollout.crashloop",),
-        standing=("certificate.expiry",),
+        standing=("certificate.expiry", "pod.crashloop"),
         noise="yes",
     ),
     Scenario(
@@ -393,7 +393,7 @@ SCENARIOS = [
         with_noise(crashloop),
         "rollout.crashloop",
         not_above=("certificate.expiry",),
-        standing=("certificate.expiry",),
+        standing=("certificate.expiry", "pod.crashloop"),
         noise="yes",
     ),
     # two causes, ranked by time

@@ -1,8 +1,13 @@
-"""``rollout.crashloop`` / ``rollout.unready``: pods crash-looping or never ready shortly after a rollout."""
+"""Crash loops and unready pods.
+
+``rollout.crashloop`` / ``rollout.unready``: pods crash-looping or never ready shortly after a rollout;
+``pod.crashloop``: a pod crash-looping since before the window (a standing problem, never a cause).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 import pandas as pd
@@ -158,4 +163,63 @@ def _after_rollout(
     return out
 
 
+_CRASH_ROWS = ("waiting CrashLoopBackOff", "terminated Error", "terminated OOMKilled")
 
+
+def detect_standing_crashloop(
+    events: pd.DataFrame, evidence: pd.DataFrame, start: pd.Timestamp, skip_replicasets: Collection[str] = (),
+) -> list[dict[str, Any]]:
+    """Pods crash-looping now whose first sign of crashing is older than the window: standing problems.
+
+    The first sign is the earliest of the pod's ``BackOff`` events (all that were read, from before the
+    window too) and its crash rows in the current state (``waiting CrashLoopBackOff`` dated by the last
+    termination, else the pod's start; ``terminated Error``/``OOMKilled``). One finding per ReplicaSet
+    (pods named ``<rs>-xxxxx``), ``data["standing"]``: it was broken before the incident began, so it is
+    listed after the causes, never ranked above them. ReplicaSets in ``skip_replicasets`` (already
+    explained by an in-window rollout) are left out.
+
+    Args:
+        events: normalised events, the whole history read (not only the window).
+        evidence: current-state evidence rows (not only the window).
+        start: window start.
+        skip_replicasets: ``ns/rs`` already reported as ``rollout.crashloop``.
+    """
+    if not len(evidence):
+        return []
+    pods_ev = evidence[evidence["source"] == "pod"]
+    looping = pods_ev[pods_ev["what"] == "waiting CrashLoopBackOff"]
+    if looping.empty:
+        return []
+    names = {str(o).split("/", 1)[1] for o in looping["object"]}  # Pod/ns/name -> ns/name
+    signs: list[tuple[str, Any, str]] = []
+    for r in pods_ev[pods_ev["what"].isin(_CRASH_ROWS)].itertuples():
+        key = str(r.object).split("/", 1)[1]
+        if key in names:
+            signs.append((key, r.time, str(r.evidence)))
+    if len(events):
+        bo = events[(events["reason"] == "BackOff") & (events["kind"] == "Pod")]
+        for r in bo.itertuples():
+            key = f"{r.namespace}/{r.name}"
+            if key in names:
+                first = r.first_time if not pd.isna(r.first_time) else r.time
+                signs.append((key, first, str(r.event)))
+    df = pd.DataFrame(signs, columns=["pod", "time", "evidence"])
+    df["time"] = pd.to_datetime(df["time"], utc=True)
+    df["rs"] = df["pod"].str.replace(r"-[a-z0-9]{5}$", "", regex=True)
+    out = []
+    for rs, g in df.dropna(subset=["time"]).groupby("rs", sort=True):
+        since = g["time"].min()
+        if rs in skip_replicasets or since >= start:
+            continue
+        ns, rs_name = str(rs).split("/", 1)
+        pods = sorted(set(g["pod"]))
+        first_pod = pods[0].split("/", 1)[1]
+        out.append(_finding(
+            "pod.crashloop", "medium", since, f"Pod/{pods[0]}",
+            f"Standing problem: {len(pods)} pod(s) of ReplicaSet {rs_name} in {ns} have been crash-looping since "
+            f"at least {_fmt(since)}, before the window opened: it did not start this incident. Read "
+            f"`kubectl -n {ns} logs {first_pod} --previous` when the incident is over.",
+            [f"kubectl -n {ns} describe pod {first_pod}", *g.sort_values("time")["evidence"].head(2)],
+            20, standing=True, replicaset=str(rs), since=since, pods=len(pods),
+        ))
+    return out

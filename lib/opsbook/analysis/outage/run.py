@@ -17,7 +17,11 @@ from opsbook.analysis.outage.merge import merge_ec2_death, merge_zone_outage
 from opsbook.analysis.outage.metrics import MetricsCache
 from opsbook.analysis.outage.nodes import detect_node_lost
 from opsbook.analysis.outage.ranking import rank
-from opsbook.analysis.outage.rollout import detect_crashloop_after_rollout, detect_unready_after_rollout
+from opsbook.analysis.outage.rollout import (
+    detect_crashloop_after_rollout,
+    detect_standing_crashloop,
+    detect_unready_after_rollout,
+)
 from opsbook.report import ROW_COLUMNS
 
 
@@ -88,6 +92,8 @@ def run_detectors(
     ]
     for run in runs:
         found += run()
+    explained = {str(f["data"].get("replicaset")) for f in found if f["check"] == "rollout.crashloop"}
+    found += detect_standing_crashloop(events, evidence, start, explained)
     found += detect_consumer_stalled(metrics, owners, cache=cache)
     found = merge_ec2_death(found)
     found = merge_zone_outage(found, instances)
