@@ -47,7 +47,7 @@ $(CHROMIUM):
 browser: $(CHROMIUM)
 
 demo: toolchain
-	$(PY) -m opsbook.demo --reports $(REPORTS)
+	$(PY) -m opsbook.cli.demo --reports $(REPORTS)
 
 # lint first: seconds (mypy's cache), and a broken layer contract fails before 30 min of tests
 test: lint toolchain-kops browser

@@ -9,7 +9,7 @@ and replacements) and M CloudWatch points as ``get_metric_data`` returns them
 
 "load" = ``pd.DataFrame(raw events)`` + the metrics frame built from the
 CloudWatch results (what any analysis must do first). "analyse" = normalise the
-events (DESIGN.md time fallback, dedupe), build the collapsed timeline with
+events (docs/design.md "Event times" fallback, dedupe), build the collapsed timeline with
 metric milestones, run every detector.
 
 Every round generates fresh data (its own seeds) and a fresh metrics cache

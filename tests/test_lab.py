@@ -15,9 +15,9 @@ from typing import Any
 import nbformat
 import pytest
 
+from opsbook.cli.lab import log_file, prepare_workspace, start_lab
 from opsbook.engine.catalog import find_runbook
 from opsbook.engine.params import parse_parameters
-from opsbook.lab import log_file, prepare_workspace, start_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 

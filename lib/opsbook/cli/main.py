@@ -726,7 +726,7 @@ def lab_cmd(
     import os
 
     _need("jupyterlab", "lab")
-    from opsbook.lab import check_workspace, prepare_workspace, start_lab
+    from opsbook.cli.lab import check_workspace, prepare_workspace, start_lab
     from opsbook.sandbox import active_env
 
     env: dict[str, str] = {}

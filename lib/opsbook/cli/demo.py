@@ -7,7 +7,7 @@
 4. run validate-cluster, outage-analysis, cost-credit-review and cluster-inventory;
 5. undo the drill, tear the sandbox down, print a one-screen summary and where the reports are.
 
-Run as ``python -m opsbook.demo [--reports DIR] [--keep]``.
+Run as ``python -m opsbook.cli.demo [--reports DIR] [--keep]``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ TOUR: list[tuple[str, dict[str, Any]]] = [
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    ap = argparse.ArgumentParser(prog="python -m opsbook.demo", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m opsbook.cli.demo", description=__doc__)
     ap.add_argument("--reports", default="reports", help="where to write reports (default: reports/)")
     ap.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
     args = ap.parse_args(argv)

@@ -30,7 +30,7 @@ from opsbook.engine.redact import redact_notebook, secret_values
 from opsbook.errors import BadInput
 from opsbook.procs import free_port
 
-SAVE_HOOK = "opsbook.lab.redact_on_save"
+SAVE_HOOK = "opsbook.cli.lab.redact_on_save"
 
 
 def lab_home() -> Path:
