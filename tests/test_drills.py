@@ -71,6 +71,7 @@ def test_drill_then_outage_analysis_ranks_the_cause_first(
     hours_back = 7 if scenario == "cpu-credits-exhausted" else 0
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours_back, seconds=2)
     try:
+        drill_at = dt.datetime.now(dt.UTC)
         result = drills.run_drill(scenario, sandbox, api)
         if scenario == "node-lost":
             _wait_for_evictions(api, result.details["node"])
@@ -103,6 +104,19 @@ def test_drill_then_outage_analysis_ranks_the_cause_first(
         assert top["check"] == EXPECTED[scenario], json.dumps(causes[:3], indent=1)[:1500]
         if scenario == "node-lost":
             assert evicted and "taxi/taxi-api-" in evicted.group(1), top["message"]
+        # the object and the time, not only the check
+        want_object = {
+            "node-lost": f"Node/{result.details.get('node')}",
+            "crashloop-after-deploy": f"Deployment/{drills.NAMESPACE}/",
+            "bad-database-update": f"Deployment/{drills.NAMESPACE}/",
+        }.get(scenario)
+        if want_object:
+            assert str(top["object"]).startswith(want_object), (top["object"], want_object)
+        if scenario == "cpu-credits-exhausted":
+            assert result.details["instance_id"] in top["object"] or result.details["node"] in top["object"], top
+        else:  # began with the drill (the seeded credit history is hours older by design)
+            began = dt.datetime.fromisoformat(top["data"]["time"])
+            assert abs((began - drill_at).total_seconds()) <= 90, (began, drill_at, top)
     finally:
         drills.reset(sandbox, api)
 
