@@ -22,13 +22,14 @@ VIEWPORT = {"width": 1366, "height": 768}  # a laptop screen: "above the fold" m
 EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b50\u2b55\ufe0f]")
 # onboarding is left out: its game day breaks the shared sandbox on purpose and runs two of these runbooks itself
 PLOTS = {"validate-cluster": 3, "cluster-inventory": 1, "outage-analysis": 1, "cost-credit-review": 1,
-         "create-cluster": 0}
+         "create-cluster": 0, "upgrade-cluster": 1}
 RUNBOOKS: dict[str, dict[str, Any]] = {
     "validate-cluster": {"wait": "0"},
     "cluster-inventory": {},
     "outage-analysis": {"last_hours": "1"},
     "cost-credit-review": {"window_days": "1"},
     "create-cluster": {},
+    "upgrade-cluster": {"provider": "sandbox"},  # a dry run: preflight and plan, no node touched
 }
 
 

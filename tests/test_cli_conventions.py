@@ -39,6 +39,15 @@ def test_version_and_completion() -> None:
     assert r.stdout.split() == ["validate-cluster"]
 
 
+def test_drill_help_names_every_drill() -> None:
+    from opsbook.sandbox.drills import DRILLS
+
+    r = opsbook("drill", "--help", env={**os.environ, "COLUMNS": "400"})
+    assert r.returncode == 0
+    missing = [d for d in DRILLS if d not in r.stdout]
+    assert not missing, f"`opsbook drill --help` does not name {missing}"
+
+
 def test_list_and_describe_as_json() -> None:
     r = opsbook("list", "--format", "json")
     assert r.returncode == 0, r.stderr

@@ -668,7 +668,8 @@ def drill_cmd(
         str | None,
         typer.Argument(
             help="master-restart | node-lost | cpu-credits-exhausted | certificate-expired | "
-            "crashloop-after-deploy | bad-database-update | upgrade-blocked-by-pdb | upgrade-single-replica"
+            "crashloop-after-deploy | bad-database-update | consumer-stalled | zone-outage | ec2-death | "
+            "upgrade-blocked-by-pdb | upgrade-single-replica"
         ),
     ] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Undo every drill run on this sandbox.")] = False,

@@ -324,6 +324,10 @@ class Rollout:
     left_cordoned: dict[str, str] = field(default_factory=dict)
     started_at: str = ""
 
+    def cordoned_table(self) -> pd.DataFrame:
+        """The nodes left cordoned and the note each carries (columns ``node, note``; empty: none)."""
+        return pd.DataFrame(sorted(self.left_cordoned.items()), columns=["node", "note"])
+
     def summary(self) -> dict[str, Any]:
         """For ``report.record``."""
         done = self.steps[self.steps["result"] == "replaced"] if len(self.steps) else self.steps
