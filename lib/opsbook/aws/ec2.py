@@ -249,7 +249,7 @@ def inventory_findings(inv: pd.DataFrame) -> list[dict[str, Any]]:
                     "message": (
                         f"{r.instance_id}: {r.credit_mode_source} declares {r.credit_mode_declared} but "
                         f"EC2 reports {r.credit_mode_api}; using {r.credit_mode_declared}. On AWS this "
-                        "means a manual change kops will revert; moto always reports standard."
+                        "means a manual change kops will revert (the sandbox's moto always reports standard)."
                     ),
                 }
             )

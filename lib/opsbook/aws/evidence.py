@@ -131,7 +131,8 @@ def asg_activity_evidence(
     except AwsError as e:  # ApiUnavailable, or moto's 500 for what it does not implement
         notes.append(f"Auto Scaling activities unavailable: {str(e)[:200]}")
     if not out and not notes:
-        notes.append("no Auto Scaling activities in the window (moto always returns none)")
+        notes.append("no Auto Scaling activities in the window: no instance was launched or terminated by "
+                     "the cluster's Auto Scaling groups")
     return _rows(out), notes
 
 
@@ -302,5 +303,7 @@ def collect_aws_evidence(
     nonempty = [m for m in metrics if len(m)]
     mdf = pd.concat(nonempty, ignore_index=True) if nonempty else metrics[0]
     if mdf.empty:
-        notes.append("no CloudWatch metrics in the window (moto generates none; seed them in the sandbox)")
+        notes.append("no CloudWatch metrics in the window: check the region, that the instances ran then, and "
+                     "the IAM permission cloudwatch:GetMetricData (on the sandbox they exist only where a drill "
+                     "seeded them)")
     return evidence.sort_values("time", kind="stable").reset_index(drop=True), mdf, instances, notes
