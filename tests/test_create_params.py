@@ -214,7 +214,7 @@ def test_plan_without_kops_is_derived(tmp_path: Path, monkeypatch: pytest.Monkey
     result = plan.dry_run(params(), channel="stable")
     assert result.source == "derived" and result.yaml == ""
     assert result.instance_groups.equals(plan.expected_instance_groups(params()))
-    assert "opsbook toolchain" in result.log[0]
+    assert "opsbook toolchain --kops" in result.log[0]
     first = result.summary()["commands"][0]
     assert first.endswith("--channel stable --dry-run -o yaml > opsbook.k8s.local.yaml")
 

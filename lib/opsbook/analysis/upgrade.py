@@ -175,7 +175,7 @@ def version_skew(target: Version, control_plane: str, nodes: pd.DataFrame, kops_
                                f"kops {kops_version} supports {target}.", group=GROUP))
     else:
         out.append(Finding("upgrade.skew.kops-range", "low",
-                           "kops is not built, its supported range was not checked: run `opsbook toolchain`.",
+                           "kops is not built, its supported range was not checked: run `opsbook toolchain --kops`.",
                            group=GROUP))
     return out
 

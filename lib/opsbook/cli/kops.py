@@ -22,7 +22,7 @@ def compare(sb: Sandbox) -> tuple[kv.KopsRun, validate.Validation]:
     """Run kops and opsbook on the same sandbox (state published first); return both."""
     kops = kops_path()
     if not kops.exists():
-        raise ToolchainError(f"kops is not built ({kops}): run `opsbook toolchain` (it builds kops v1.33.1)")
+        raise ToolchainError(f"kops is not built ({kops}): run `opsbook toolchain --kops` (it builds kops v1.33.1)")
     st = sb.state()
     assert st is not None
     store = kv.publish(sb, kops)

@@ -290,7 +290,7 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
         return ApplyResult("kops", "dry-run", False, "dry run (apply=false): nothing was created; these "
                            "commands would run", planned, next_step=next_step(params), notes=notes)
     if kops is None:
-        raise BadInput("apply=true needs kops: run `opsbook toolchain` (builds the pinned kops) or install "
+        raise BadInput("apply=true needs kops: run `opsbook toolchain --kops` (builds the pinned kops) or install "
                        "kops")
     if sandbox.missing_assets:  # built the first time a plan needs them (arm64 only for arm64 instance types)
         stream(f"kops' node binaries for {params.kops_version} are not built yet ({', '.join(sandbox.missing_assets)})"

@@ -544,7 +544,7 @@ def dry_run(params: CreateParams, *, channel: str = "pinned", extra_args: Sequen
     if kops is None:
         return Plan(cmds, "derived", "", expected_instance_groups(params), {}, resources,
                     ["kops is not installed: instance groups derived from the parameters "
-                     "(run `opsbook toolchain` to build the pinned kops)"], notes)
+                     "(run `opsbook toolchain --kops` to build the pinned kops)"], notes)
     proc = dry_run_yaml(params, kops, create_args(params, channel=ch, dry_run=True, extra_args=extra_args),
                         kops_env(params, env))
     docs = parse_documents(proc.stdout)

@@ -102,7 +102,7 @@ def _channel_target(kops_version: str, control_plane: str) -> tuple[str, str]:
     cp = an.Version.parse(control_plane)
     if not kops_version or not channel_file(kops_version).exists():
         return str(cp), ("no target_version and no kops channel (kops is not built): nothing to upgrade. "
-                         "Give target_version, e.g. -p target_version=1.34.4, or run `opsbook toolchain`.")
+                         "Give target_version, e.g. -p target_version=1.34.4, or run `opsbook toolchain --kops`.")
     import yaml
 
     rec = an.channel_recommendation(yaml.safe_load(channel_file(kops_version).read_text()), kops_version)
@@ -275,7 +275,7 @@ def plan(params: Params, pre: Preflight) -> Plan:
     notes: list[str] = []
     _, kops = _kops_version()
     if kops is None:
-        notes.append("kops is not built: no kops dry run (run `opsbook toolchain`)")
+        notes.append("kops is not built: no kops dry run (run `opsbook toolchain --kops`)")
     elif not params.cluster_name or not params.state_store:
         notes.append("no cluster_name/state_store: no kops dry run")
     else:
@@ -495,7 +495,7 @@ def _cordoned(api: k8s.ApiClient) -> dict[str, str]:
 def _apply_kops(params: Params, say: Say, started: str) -> Rollout:
     _, kops = _kops_version()
     if kops is None:
-        raise RunbookFailed("kops is not built: run `opsbook toolchain` (provider kops needs it)")
+        raise RunbookFailed("kops is not built: run `opsbook toolchain --kops` (provider kops needs it)")
     env = dict(os.environ)
     env.pop("KOPS_CLUSTER_NAME", None)
     rows: list[dict[str, Any]] = []

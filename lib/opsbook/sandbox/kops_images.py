@@ -78,7 +78,8 @@ def amis_file(state_dir: Path, version: str = KOPS_VERSION) -> Path | None:
     """
     channel = channel_file(version)
     if not channel.exists():
-        log.info("kops channel %s not found: moto gets no kops images (run `opsbook toolchain`)", channel)
+        log.info("kops channel %s not found: moto gets no kops images (run `opsbook toolchain --kops`, then "
+                 "recreate the sandbox)", channel)
         return None
     images = channel_images(channel.read_text())
     path = state_dir / "moto-amis.json"
