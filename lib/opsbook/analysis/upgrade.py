@@ -10,7 +10,6 @@ older (1.28+); kops ``X.Y`` supports Kubernetes up to ``X.Y``.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from opsbook.data import read_text
+from opsbook.data.tables import removed_apis
 from opsbook.errors import BadInput
 from opsbook.k8s.objects import is_mirror_pod, selector_matches
 from opsbook.report import Finding
@@ -183,16 +182,6 @@ def version_skew(target: Version, control_plane: str, nodes: pd.DataFrame, kops_
 # -- preflight: removed and deprecated APIs ---------------------------------------------------------
 
 
-def removed_apis() -> pd.DataFrame:
-    """The removed-API table (``data/removed_apis.csv``).
-
-    Returns:
-        Columns ``group_version, kind, deprecated_in, removed_in, replacement, note``.
-    """
-    text = read_text("removed_apis.csv")
-    return pd.read_csv(io.StringIO(text), comment="#", dtype=str, keep_default_na=False)
-
-
 def _minor(v: str) -> tuple[int, int]:
     return Version.parse(v).minor_key
 
@@ -233,7 +222,7 @@ def api_findings(target: Version, applied: pd.DataFrame, requested: pd.DataFrame
         applied: from :func:`last_applied_versions`.
         requested: the ``apiserver_requested_deprecated_apis`` series: columns ``group, version,
             resource, removed_release``.
-        table: the removed-API table (default :func:`removed_apis`).
+        table: the removed-API table (default :func:`opsbook.data.tables.removed_apis`).
     """
     t = removed_apis() if table is None else table
     out: list[Finding] = []

@@ -119,3 +119,12 @@ def is_burstable(instance_type: str) -> bool:
 def burstable_families() -> tuple[str, ...]:
     """The burstable families of the credit table (``t2``, ``t3``, ``t3a``, ``t4g``)."""
     return tuple(dict.fromkeys(str(f) for f in _credit_table()[0]["family"]))
+
+
+def removed_apis() -> pd.DataFrame:
+    """The removed-API table (``removed_apis.csv``): what each Kubernetes minor stopped serving.
+
+    Returns:
+        Columns ``group_version, kind, deprecated_in, removed_in, replacement, note`` (all strings).
+    """
+    return pd.read_csv(io.StringIO(read_text("removed_apis.csv")), comment="#", dtype=str, keep_default_na=False)

@@ -24,6 +24,7 @@ import jinja2
 from opsbook.engine.storage import Entries, Storage
 from opsbook.errors import BadInput
 from opsbook.procs import pid_alive
+from opsbook.times import parse_time
 
 RUNNING = "running"
 INTERRUPTED = "interrupted"
@@ -88,7 +89,7 @@ def effective_status(e: Mapping[str, Any], now: datetime | None = None) -> str:
         return INTERRUPTED
     now = now or datetime.now(UTC)
     deadline = e.get("deadline")
-    if deadline and datetime.fromisoformat(str(deadline)) < now:
+    if deadline and parse_time(str(deadline)) < now:
         return INTERRUPTED
     return RUNNING
 
@@ -140,10 +141,10 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
 def _shown_time(value: Any) -> str:
     """``2026-12-01 08:03:18`` (UTC, to the second) as the reports show times; the raw value if unparsable."""
     try:
-        t = datetime.fromisoformat(str(value))
-    except ValueError:
+        t = parse_time(str(value))
+    except BadInput:
         return str(value or "")
-    return f"{(t.astimezone(UTC) if t.tzinfo else t):%Y-%m-%d %H:%M:%S}"
+    return f"{t:%Y-%m-%d %H:%M:%S}"
 
 
 def index_html(entries: Entries, now: datetime | None = None) -> str:
@@ -170,7 +171,7 @@ def write_index(store: Storage, entries: Entries) -> None:
 
 def record_start(store: Storage, summary: Mapping[str, Any], timeout_s: float) -> Entries:
     """Enter a run as ``running`` (with its deadline) before it executes."""
-    started = datetime.fromisoformat(str(summary["started"]))
+    started = parse_time(str(summary["started"]))
     deadline = (started + timedelta(seconds=timeout_s + 60)).isoformat()
     runner = {"host": socket.gethostname(), "pid": os.getpid()}
     e = entry({**summary, "status": RUNNING, "deadline": deadline, "runner": runner})
@@ -218,7 +219,7 @@ def prune(
             if i == 0:
                 continue
             too_many = keep is not None and i >= keep
-            too_old = keep_days is not None and datetime.fromisoformat(str(e["started"])) < now - timedelta(
+            too_old = keep_days is not None and parse_time(str(e["started"])) < now - timedelta(
                 days=keep_days
             )
             if too_many or too_old:
