@@ -206,3 +206,17 @@ def test_preflight_failure_stops_apply_before_kops(kenv: dict[str, str]) -> None
     p = params("missing-" + uuid.uuid4().hex[:10])
     with pytest.raises(RunbookFailed, match="preflight failed"):
         apply(p, apply=True, preflight=run_preflight(p))
+
+
+def test_channel_images_are_known_to_the_sandbox_and_a_missing_one_is_named(
+    kenv: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox registered kops' channel images in moto at start; an image EC2 does not list is named."""
+    p = params("unused-bucket")
+    assert plan.channel_images_missing(p, ("amd64", "arm64")) == []  # one DescribeImages each, on moto
+    fake = tmp_path / "stable"
+    fake.write_text("spec:\n  images:\n  - name: 099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-"
+                    "server-29991231\n    providerID: aws\n    architectureID: amd64\n")
+    monkeypatch.setattr(plan, "channel_file", lambda version: fake)
+    assert plan.channel_images_missing(p) == [
+        "099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-29991231"]

@@ -37,11 +37,12 @@ import yaml
 from opsbook.aws.s3url import split_s3
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
-from opsbook.errors import AwsError, BadInput, RunbookFailed
+from opsbook.errors import AwsError, RunbookFailed, SandboxError
 from opsbook.kops.params import CreateParams
 from opsbook.kops.plan import (
     BASTION_SIZE,
     Preview,
+    channel_images_missing,
     commands,
     create_args,
     create_from_file_args,
@@ -57,7 +58,7 @@ from opsbook.kops.plan import (
     update_args,
     update_preview,
 )
-from opsbook.kops.toolchain import ensure_kops_assets, find_kops, plan_architectures
+from opsbook.kops.toolchain import ensure_kops, ensure_kops_assets, find_kops, plan_architectures
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +274,9 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
 
     Raises:
         RunbookFailed: kops failed (the message has its error line and the phase reached).
-        BadInput: bad target/channel, or apply without a kops binary.
-        ToolchainError: on the sandbox, kops' node binaries were missing and could not be built.
+        BadInput: bad target/channel.
+        ToolchainError: kops (built when missing) or, on the sandbox, its node binaries could not be built.
+        SandboxError: the sandbox's moto does not know kops' channel images (started before kops was built).
     """
     ch = resolve_channel(channel, params.kops_version)
     sandbox = sandbox_fit(params, env)
@@ -289,14 +291,20 @@ def apply_kops(params: CreateParams, *, apply: bool = False, target: str = "dire
     if not apply:
         return ApplyResult("kops", "dry-run", False, "dry run (apply=false): nothing was created; these "
                            "commands would run", planned, next_step=next_step(params), notes=notes)
-    if kops is None:
-        raise BadInput("apply=true needs kops: run `opsbook toolchain --kops` (builds the pinned kops) or install "
-                       "kops")
+    if kops is None:  # built the first time an apply needs it, with progress
+        stream(f"kops {params.kops_version} is not built yet: building it now (`opsbook toolchain --kops` "
+               "builds it ahead)")
+        kops = ensure_kops(stream, params.kops_version)
+    arches = plan_architectures([params.control_plane_size, params.node_size, BASTION_SIZE if params.bastion else ""])
+    if sandbox.active and (gone := channel_images_missing(params, arches)):
+        raise SandboxError(
+            f"the sandbox's EC2 (moto) does not know kops' image {', '.join(gone)}: the sandbox was started "
+            "before kops was built, so its images were never registered. Recreate it: `opsbook sandbox down` "
+            "then `opsbook sandbox up` (with --name if it is not the default); nothing was created.")
     if sandbox.missing_assets:  # built the first time a plan needs them (arm64 only for arm64 instance types)
         stream(f"kops' node binaries for {params.kops_version} are not built yet ({', '.join(sandbox.missing_assets)})"
                ": building them now")
-        ensure_kops_assets(stream, params.kops_version, plan_architectures(
-            [params.control_plane_size, params.node_size, BASTION_SIZE if params.bastion else ""]))
+        ensure_kops_assets(stream, params.kops_version, arches)
     for n in notes:
         stream(n)
     kenv = kops_env(params, env)

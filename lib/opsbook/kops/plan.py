@@ -361,6 +361,33 @@ def _instance_type_info(region: str, types: Sequence[str]) -> dict[str, dict[str
     return {t["InstanceType"]: t for t in found}
 
 
+def channel_images_missing(params: CreateParams, arches: Sequence[str] = ("amd64",)) -> list[str]:
+    """The newest AWS image of kops' pinned channel, per architecture, that EC2 does not list.
+
+    One DescribeImages call per architecture. On AWS every channel image exists; on the sandbox they
+    exist only when moto was started after kops was built (the sandbox registers them at start).
+    Without the channel file (kops not built) nothing can be checked: ``[]``.
+    """
+    path = channel_file(params.kops_version)
+    if not path.exists():
+        return []
+    doc = yaml.safe_load(path.read_text()) or {}
+    missing = []
+    ec2 = aws_client("ec2", params.region)
+    for arch in arches:
+        images = [str(i.get("name", "")) for i in (doc.get("spec") or {}).get("images") or []
+                  if i.get("providerID") == "aws" and str(i.get("architectureID", "amd64")) == arch
+                  and re.match(r"^\d{12}/", str(i.get("name", "")))]
+        if not images:
+            continue
+        owner, name = images[-1].split("/", 1)
+        with boundary("ec2 describe-images"):
+            found = ec2.describe_images(Owners=[owner], Filters=[{"Name": "name", "Values": [name]}])["Images"]
+        if not found:
+            missing.append(images[-1])
+    return missing
+
+
 def sandbox_fit(params: CreateParams, env: Mapping[str, str] | None = None) -> SandboxFit:
     """The adaptations the sandbox needs for ``params`` (an inactive fit off the sandbox).
 
