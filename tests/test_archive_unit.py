@@ -230,3 +230,19 @@ def test_a_second_writer_of_a_local_archive_is_refused(tmp_path: Path) -> None:
     first.unlock()
     second.lock()  # free again once the first one stops
     second.unlock()
+
+
+def test_archived_event_messages_are_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Event messages carry connection strings (issue 14's MongoDB/RabbitMQ URIs): the archive keeps none."""
+    monkeypatch.setenv("OPSBOOK_TEST_DB_PASSWORD", "s3cr3t-from-the-env")
+    sink = Sink(str(tmp_path))
+    ev = _event("m")
+    ev["message"] = ("Back-off: mongodb://taxi:hunter2pass@mongo-0.mongo:27017/taxi failed; "
+                     "password=s3cr3t-from-the-env")
+    ev["note"] = "amqps://push:Rabbit-Pass-99@rabbitmq:5671/"
+    sink.add(ev)
+    sink.flush()
+    raw = "".join(p.read_text() for p in tmp_path.glob("*.jsonl"))
+    assert "hunter2pass" not in raw and "s3cr3t-from-the-env" not in raw and "Rabbit-Pass-99" not in raw
+    (got,) = read_archive(str(tmp_path), pd.Timestamp("2026-12-01T01:30Z"), pd.Timestamp("2026-12-01T03:00Z"))
+    assert got["metadata"]["uid"] == "m" and "mongo-0.mongo:27017" in got["message"]  # the rest stays readable

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from opsbook.engine.redact import REDACTED, plugin_patterns, redact_text
+from opsbook.redact import REDACTED, plugin_patterns, redact_text
 from secret_corpus import corpus
 
 

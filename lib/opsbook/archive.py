@@ -56,6 +56,7 @@ from opsbook.errors import ApiError, BadInput, Gone
 from opsbook.k8s import events as k8s_events
 from opsbook.k8s.client import api_client, continue_kwargs, pages
 from opsbook.k8s.client import boundary as k8s_boundary
+from opsbook.redact import redact_text, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Sink:
     gaps: int = 0
     objects: list[str] = field(default_factory=list)
     position: dict[str, Any] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=secret_values, repr=False)  # values of secret-named env vars
     _lock: IO[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -106,9 +108,11 @@ class Sink:
         return len(self.buffer) >= self.max_lines or self.buffered_bytes >= self.max_bytes
 
     def add(self, event: dict[str, Any]) -> bool:
-        """Queue one event; True when the buffer is full and should be flushed now."""
+        """Queue one event (its message redacted); True when the buffer is full and should be flushed now."""
         self.written += 1
-        return self._append(_dumps(dict(event, _archived=round(time.time(), 3))))
+        clean = {k: redact_text(v, self.secrets) if k in ("message", "note") and isinstance(v, str) else v
+                 for k, v in event.items()}
+        return self._append(_dumps(dict(clean, _archived=round(time.time(), 3))))
 
     def add_gap(self, marker: dict[str, Any]) -> None:
         """Queue a gap marker line."""

@@ -26,9 +26,9 @@ import nbformat
 from papermill.parameterize import parameterize_notebook
 
 from opsbook.engine.catalog import Runbook, catalog, notebooks_dir
-from opsbook.engine.redact import redact_notebook, secret_values
 from opsbook.errors import BadInput
 from opsbook.procs import free_port
+from opsbook.redact import redact_notebook, secret_values
 
 SAVE_HOOK = "opsbook.cli.lab.redact_on_save"
 

@@ -142,9 +142,9 @@ def environment_report(
     import nbformat
 
     from opsbook.engine import history, target
-    from opsbook.engine.redact import secret_values
     from opsbook.engine.run import STATUS_ENVIRONMENT, RunResult, save_run
     from opsbook.engine.storage import storage_for
+    from opsbook.redact import secret_values
 
     now = datetime.now(UTC)
     run_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"

@@ -227,7 +227,7 @@ def parse_parameters(
                 "saved notebook. Pass secrets through the environment or a mounted file instead."
             )
         out[name] = coerce(by_name[name], value)
-        from opsbook.engine.redact import looks_secret
+        from opsbook.redact import looks_secret
 
         if isinstance(out[name], str) and looks_secret(out[name]):
             raise BadInput(

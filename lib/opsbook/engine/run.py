@@ -2,7 +2,7 @@
 
 Each run produces ``<runbook>/<UTC-timestamp>-<short-id>.{ipynb,html,json}``
 under the output (a directory or ``s3://bucket/prefix``) plus an ``index.html``
-listing runs newest first. Everything is redacted (:mod:`opsbook.engine.redact`)
+listing runs newest first. Everything is redacted (:mod:`opsbook.redact`)
 before it is written, and every file is written atomically, so an interrupted run
 never damages earlier reports.
 """
@@ -34,9 +34,9 @@ from opsbook.engine.catalog import Runbook
 from opsbook.engine.identity import cluster_identity, kubeconfig_for_context
 from opsbook.engine.kernel import KERNEL_ARGUMENTS, EarlyKernel, start_kernel
 from opsbook.engine.notify import AlertConfig, send_all, summaries_before
-from opsbook.engine.redact import redact_notebook, redact_text, secret_values
 from opsbook.engine.storage import Storage, storage_for
 from opsbook.errors import EXIT_EXECUTION, exit_code_for_name
+from opsbook.redact import redact_notebook, redact_text, secret_values
 from opsbook.report import METADATA_KEY, SEVERITY_RANK, Finding
 
 log = logging.getLogger(__name__)
