@@ -84,6 +84,12 @@ def test_a_named_index_becomes_a_column() -> None:
                     [("td", "master-a"), ("td", "1")]]
 
 
+def test_a_frame_without_columns_says_so_in_words() -> None:
+    assert frame_html(pd.DataFrame()) == "<p><em>(nothing to show: no rows)</em></p>"
+    rows = rows_of(frame_html(pd.DataFrame(columns=["workload", "zero_ready_s"])))
+    assert rows == [[("th", "workload"), ("th", "zero_ready_s")]]  # no rows, but the header says what is missing
+
+
 def test_plain_values_read_as_words() -> None:
     assert plain(T0) == "2026-12-01 01:27:19 UTC"
     assert plain(datetime(2026, 12, 1, 3, 0, 0)) == "2026-12-01 03:00:00 UTC"

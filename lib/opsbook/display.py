@@ -115,6 +115,8 @@ def frame_html(df: Any) -> str:
     import pandas as pd
 
     out = readable_frame(df)
+    if out.shape[1] == 0:  # pandas would draw an empty header row: say so in words instead
+        return "<p><em>(nothing to show: no rows)</em></p>"
     with pd.option_context("display.max_colwidth", None):
         table: str = out.to_html(
             index=False, max_rows=MAX_ROWS, border=0, classes="dataframe opsbook-table", na_rep=""

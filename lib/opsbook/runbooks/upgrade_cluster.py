@@ -319,7 +319,8 @@ class Rollout:
     message: str
     steps: pd.DataFrame
     samples: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SAMPLE_COLUMNS))
-    availability: pd.DataFrame = field(default_factory=pd.DataFrame)
+    availability: pd.DataFrame = field(default_factory=lambda: an.availability(
+        pd.DataFrame(columns=SAMPLE_COLUMNS), pd.DataFrame()))
     findings: list[Finding] = field(default_factory=list)
     left_cordoned: dict[str, str] = field(default_factory=dict)
     started_at: str = ""
