@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("OPSBOOK_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"  # gitignored: screenshots the tests leave for people to look at
 VIEWPORT = {"width": 1366, "height": 900}
+RUN_MENU = re.compile(r"^Run$")
+RUN_ALL = re.compile(r"^Run All Cells$")
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook tab on show
 STARTED = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]
     .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""  # some cell is queued, running or done
@@ -50,19 +53,43 @@ def run_all_cells(page: Page, timeout_ms: int = 300_000) -> list[str]:
         no = page.locator(".jp-toast-button", has_text="No")  # "get notified about Jupyter news?" covers the page
         if no.count():
             no.first.click()
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        dismiss_dialogs(page)
+        page.locator(".lm-MenuBar-itemLabel", has_text=RUN_MENU).first.click()
+        # exactly "Run All Cells": the Kernel menu's "Restart Kernel and Run All Cells…" (under the pointer once
+        # the menu bar switches menus on hover) would open a modal "Restart Kernel?" dialog instead
+        page.locator(".lm-Menu:visible .lm-Menu-itemLabel", has_text=RUN_ALL).first.click()
         try:
             page.wait_for_function(STARTED, timeout=60_000)
             break
         except Exception:
+            page.screenshot(path=artifact("run-all-not-started.png"))
             page.keyboard.press("Escape")
+            dismiss_dialogs(page)
     try:
         _wait_all_ran(page, timeout_ms)
     except Exception:
         page.screenshot(path=artifact("run-all-timeout.png"))
         raise
     return [p.strip() for p in page.locator(f"{PANEL} .jp-CodeCell .jp-InputPrompt").all_text_contents()]
+
+
+def dismiss_dialogs(page: Page) -> list[str]:
+    """Close any modal JupyterLab dialog (a kernel choice is accepted, anything else cancelled); return their texts.
+
+    The texts are printed, so a run that met a dialog says which one.
+    """
+    seen: list[str] = []
+    for _ in range(3):
+        dialog = page.locator(".jp-Dialog")
+        if not dialog.count():
+            break
+        text = dialog.first.inner_text()
+        seen.append(text)
+        print(f"[browser] JupyterLab dialog: {text!r}")
+        button = "accept" if "Select Kernel" in text else "reject"
+        dialog.first.locator(f".jp-Dialog-button.jp-mod-{button}").first.click()
+        page.wait_for_timeout(500)
+    return seen
 
 
 def _wait_all_ran(page: Page, timeout_ms: int) -> None:

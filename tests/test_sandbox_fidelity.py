@@ -162,6 +162,14 @@ def drilled(sandbox: Sandbox, api: k8s.ApiClient) -> Iterator[dict[str, list[str
     faults.wait_settled(api, 90)
     drills.reset(sandbox, api)
     drills.ensure_workloads(api)
+    # The drilled pods must outlast the restart below: with the sandbox's 10 s tolerations the taint manager
+    # may evict them while their nodes lapse (it did once in a fresh-clone run: read 404), and the pods asserted
+    # on would be gone. Their drills' rollouts keep the template's tolerations.
+    tolerations = api.sanitize_for_serialization(LONG_TOLERATIONS)
+    for name in ("taxi-api", "mongodb"):
+        k8s.AppsV1Api(api).patch_namespaced_deployment(
+            name, drills.NAMESPACE, {"spec": {"template": {"spec": {"tolerations": tolerations}}}}
+        )
     crash = drills.run_drill("crashloop-after-deploy", sandbox, api).details["pods"]
     mongo = drills.run_drill("bad-database-update", sandbox, api).details["pods"]
     yield {"crash": crash, "mongo": mongo}
@@ -208,7 +216,8 @@ def test_after_a_kwok_restart_pods_come_back_but_drilled_ones_stay_unready(
     # the drilled pods are unready for reasons of their own: they stay so, well past the Stage's delay
     time.sleep(8)
     for name in drilled["crash"] + drilled["mongo"]:
-        pod = core.read_namespaced_pod(name, drills.NAMESPACE)
+        pod = core.read_namespaced_pod(name, drills.NAMESPACE)  # the same pod: not evicted, not replaced
+        assert pod.spec.tolerations and any(t.toleration_seconds == 900 for t in pod.spec.tolerations)
         conds = {c.type: c.status for c in pod.status.conditions}
         assert conds["Ready"] == "False" and conds["ContainersReady"] == "False", (name, conds)
     crash = core.read_namespaced_pod(drilled["crash"][0], drills.NAMESPACE).status.container_statuses[0]
