@@ -99,6 +99,27 @@ def kernel_environment(
     return out
 
 
+def kernel_log() -> Path:
+    """A file for the kernel process's own stderr, removed at exit when empty.
+
+    A cell's output comes over the wire, not through this stream. Only the kernel's own logging
+    lands here (ipykernel, tornado), e.g. a ZMQ "Socket operation on non-socket" traceback while the
+    kernel shuts down. Inherited, such a traceback would land in the stderr of ``opsbook run``,
+    whose errors are one paragraph.
+    """
+    fd, name = tempfile.mkstemp(prefix="opsbook-kernel-", suffix=".log")
+    os.close(fd)
+    path = Path(name)
+
+    def drop_if_empty() -> None:
+        with contextlib.suppress(OSError):
+            if path.stat().st_size == 0:
+                path.unlink()
+
+    atexit.register(drop_if_empty)
+    return path
+
+
 class EarlyKernel:
     """A kernel process started ahead of the run, with the run's artifacts directory and kubeconfig.
 
@@ -106,6 +127,7 @@ class EarlyKernel:
         km: the ``AsyncKernelManager`` (None once handed over or discarded).
         artifacts_dir: the run's ``$OPSBOOK_OUTPUT_DIR``.
         kubeconfig: the private kubeconfig of ``--context`` (deleted with the kernel), else None.
+        stderr_log: where the kernel process's own stderr goes (:func:`kernel_log`).
         env: the kernel's environment.
         cwd: the kernel's working directory (the notebook's directory).
     """
@@ -129,10 +151,12 @@ class EarlyKernel:
         self._warm_client: Any = None
         self._handed_over = False
         atexit.register(self.discard)
+        self.stderr_log = kernel_log()
         try:
-            run_sync(self.km.start_kernel)(
-                extra_arguments=[*KERNEL_ARGUMENTS, HISTORY_ARGUMENT], cwd=str(cwd), env=self.env
-            )
+            with self.stderr_log.open("ab") as log:  # the kernel keeps its own copy of the descriptor
+                run_sync(self.km.start_kernel)(
+                    extra_arguments=[*KERNEL_ARGUMENTS, HISTORY_ARGUMENT], cwd=str(cwd), env=self.env, stderr=log
+                )
         except Exception:
             self.discard()
             raise
