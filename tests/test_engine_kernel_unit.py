@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,3 +36,35 @@ def test_the_kernel_gets_the_runs_environment(tmp_path: Path) -> None:
     assert env["KOPS_CLUSTER_NAME"] == "c.k8s.local" and env["OPSBOOK_OUTPUT_DIR"] == "/tmp/art"
     assert env["KUBECONFIG"] == str(tmp_path / "kc")
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+
+
+LOUD_KERNEL = """
+import nbformat, sys
+nb = nbformat.v4.new_notebook(cells=[
+    nbformat.v4.new_markdown_cell("# Loud kernel"),
+    nbformat.v4.new_code_cell("import os\\nos.write(2, b'KERNEL-OWN-STDERR\\\\n')  # fd 2, as a ZMQ error"),
+])
+nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+path = sys.argv[1] + "/loud.ipynb"
+nbformat.write(nb, path)
+from opsbook.engine import run
+from opsbook.engine.catalog import load_runbook
+if sys.argv[2] == "fallback":
+    run.start_kernel = lambda *a, **k: None  # as when the early kernel could not start: nbclient starts one
+result = run.run_runbook(load_runbook(__import__("pathlib").Path(path)), {}, output=sys.argv[1] + "/reports")
+print(result.exit_code)
+"""
+
+
+def test_the_kernel_process_stderr_goes_to_its_log_not_the_callers(tmp_path: Path) -> None:
+    """Both ways a run gets its kernel (started early, or by nbclient) keep the kernel's own stderr off ours."""
+    for how in ("early", "fallback"):
+        work = tmp_path / how
+        work.mkdir()
+        env = {**os.environ, "TMPDIR": str(work)}  # the kernel log is a temp file: here, to be read
+        proc = subprocess.run([sys.executable, "-c", LOUD_KERNEL, str(work), how], capture_output=True, text=True,
+                              env=env, timeout=300)  # fmt: skip
+        assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1] == "0", (how, proc.stderr[-2000:])
+        assert "KERNEL-OWN-STDERR" not in proc.stderr + proc.stdout, how
+        logs = list(work.glob("opsbook-kernel-*.log"))
+        assert [p.read_text() for p in logs] == ["KERNEL-OWN-STDERR\n"], (how, logs)

@@ -32,7 +32,7 @@ from papermill.parameterize import parameterize_notebook
 from opsbook.engine import history, render, target
 from opsbook.engine.catalog import Runbook
 from opsbook.engine.identity import cluster_identity, kubeconfig_for_context
-from opsbook.engine.kernel import KERNEL_ARGUMENTS, EarlyKernel, start_kernel
+from opsbook.engine.kernel import KERNEL_ARGUMENTS, EarlyKernel, kernel_log, start_kernel
 from opsbook.engine.notify import AlertConfig, send_all, summaries_before
 from opsbook.engine.storage import Storage, storage_for
 from opsbook.errors import EXIT_EXECUTION, exit_code_for_name
@@ -256,7 +256,11 @@ def _run_runbook(
     if kernel is not None:
         client.km = kernel.take()  # nbclient owns it from here: it shuts it down as one it started
     try:
-        client.execute()
+        if kernel is not None:
+            client.execute()
+        else:  # nbclient starts the kernel: its own stderr goes where the early kernel's goes
+            with kernel_log().open("ab") as kernel_stderr:
+                client.execute(stderr=kernel_stderr)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
         failed_step = names.get(current["index"], f"cell {current['index']}")
         error = _short_error(e)
