@@ -94,6 +94,8 @@ def cloud(name: str) -> dict[str, Any]:
         "asgs": {g["AutoScalingGroupName"]: g["DesiredCapacity"] for g in mine},
         "launch_templates": sorted(t["LaunchTemplateName"] for t in templates),
         "instance_types": sorted(i["InstanceType"] for i in insts),
+        "instance_groups": {
+            i["InstanceId"]: {t["Key"]: t["Value"] for t in i["Tags"]}["kops.k8s.io/instancegroup"] for i in insts},
     }
 
 
@@ -131,19 +133,12 @@ def test_default_parameter_apply_creates_the_cluster_in_moto(sandbox: Sandbox, a
     # groups from the state store, and every instance kops launched is "not yet joined" (no kubelet boots
     # on moto) except the bastion, which kops never expects to join. The sandbox's own nodes belong to
     # another cluster's groups, so kops (and opsbook) leave them out.
-    insts = [i for r in boto3.client("ec2", region_name=REGION).describe_instances(
-        Filters=[{"Name": "tag:KubernetesCluster", "Values": [name]},
-                 {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
-             for i in r["Instances"]]
-    group_of = {i["InstanceId"]: next(t["Value"] for t in i["Tags"] if t["Key"] == "kops.k8s.io/instancegroup")
-                for i in insts}
     run = vc.validate_cluster(name, REGION, f"s3://opsbook-kops-state/{name}", api=api)
     verdict = run.last.kops
-    assert sorted(verdict.groups["instance_group"]) == sorted(ig.removesuffix(f".{name}").removesuffix(".masters")
-                                                              for ig in igs)
-    assert verdict.groups.set_index("instance_group")["target"].to_dict() == {
-        ig.removesuffix(f".{name}").removesuffix(".masters"): n for ig, n in igs.items()}
-    unjoined = sorted(iid for iid, ig in group_of.items() if ig != "bastions")
+    # every instance group with its ASG's desired capacity as kops' target (ASG <ig>[.masters].<cluster>)
+    sizes = {asg.removesuffix(f".{name}").removesuffix(".masters"): n for asg, n in igs.items()}
+    assert verdict.groups.set_index("instance_group")["target"].to_dict() == sizes
+    unjoined = sorted(iid for iid, ig in aws["instance_groups"].items() if ig != "bastions")
     assert len(unjoined) == 6 and verdict.keys() == [("Machine", iid) for iid in unjoined]
     messages = verdict.failures.set_index("name")["message"].to_dict()
     assert all(messages[iid] == f'machine "{iid}" has not yet joined cluster' for iid in unjoined)
