@@ -581,18 +581,26 @@ TzOpt = Annotated[str | None, typer.Option("--time-zone", help="IANA zone of the
 NsOpt = Annotated[str, typer.Option("--namespace", help="Namespace of the CronJob.")]
 
 
+RunbookArg = Annotated[str, typer.Argument(help="Runbook name.")]
+ScheduleOutputOpt = Annotated[str, typer.Option("--output", help="Where reports go, e.g. s3://bucket/opsbook.")]
+ParamsOpt = Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")]
+ParamsFileOpt = Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")]
+ImageOpt = Annotated[str, typer.Option("--image", help="Runner image built from deploy/Dockerfile.")]
+JobFailOnOpt = Annotated[str, typer.Option("--fail-on", help="Severity that fails the Job.")]
+JobTimeoutOpt = Annotated[int, typer.Option("--timeout", min=60, help="Job deadline in seconds.")]
+RUNNER_IMAGE = "opsbook-runner:0.1.0"
+
+
 @schedule_app.command("render")
 def schedule_render(
-    runbook: Annotated[str, typer.Argument(help="Runbook name.")],
+    runbook: RunbookArg,
     cron: CronOpt,
-    output: Annotated[str, typer.Option(help="Where reports go, e.g. s3://bucket/opsbook.")],
-    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")] = None,
-    params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")] = None,
-    image: Annotated[
-        str, typer.Option(help="Runner image built from deploy/Dockerfile.")
-    ] = "opsbook-runner:0.1.0",
-    fail_on: Annotated[str, typer.Option(help="Severity that fails the Job.")] = "high",
-    timeout: Annotated[int, typer.Option(min=60, help="Job deadline in seconds.")] = 1800,
+    output: ScheduleOutputOpt,
+    param: ParamsOpt = None,
+    params_file: ParamsFileOpt = None,
+    image: ImageOpt = RUNNER_IMAGE,
+    fail_on: JobFailOnOpt = "high",
+    timeout: JobTimeoutOpt = 1800,
     env: EnvOpt = None,
     annotation: AnnotationOpt = None,
     time_zone: TzOpt = None,
@@ -609,14 +617,14 @@ def schedule_render(
 
 @schedule_app.command("apply")
 def schedule_apply(
-    runbook: Annotated[str, typer.Argument(help="Runbook name.")],
+    runbook: RunbookArg,
     cron: CronOpt,
-    output: Annotated[str, typer.Option(help="Where reports go.")],
-    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE.")] = None,
-    params_file: Annotated[list[Path] | None, typer.Option("-f", "--file", help="YAML parameters.")] = None,
-    image: Annotated[str, typer.Option(help="Runner image.")] = "opsbook-runner:0.1.0",
-    fail_on: Annotated[str, typer.Option(help="Severity that fails the Job.")] = "high",
-    timeout: Annotated[int, typer.Option(min=60, help="Job deadline in seconds.")] = 1800,
+    output: ScheduleOutputOpt,
+    param: ParamsOpt = None,
+    params_file: ParamsFileOpt = None,
+    image: ImageOpt = RUNNER_IMAGE,
+    fail_on: JobFailOnOpt = "high",
+    timeout: JobTimeoutOpt = 1800,
     env: EnvOpt = None,
     annotation: AnnotationOpt = None,
     time_zone: TzOpt = None,
