@@ -7,12 +7,14 @@ Shared by the sandbox's control plane (:mod:`opsbook.sandbox.toolchain`) and kop
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from opsbook.errors import ToolchainError
@@ -32,6 +34,37 @@ def cache_root() -> Path:
 def bin_dir(component: str, version: str) -> Path:
     """Directory that holds the binaries of one pinned component."""
     return cache_root() / "bin" / f"{component}-{version}"
+
+
+@contextlib.contextmanager
+def build_lock(progress: Progress) -> Iterator[None]:
+    """Hold the cache's build lock: one opsbook process builds at a time, on this machine.
+
+    Two checkouts running ``make test`` or ``make demo`` at once share ``~/.cache/opsbook/bin``; without
+    the lock both build the same binary into the same temp file and one fails on the rename. The
+    second process waits here (saying so), then finds the binary built. Callers check what is missing
+    again once they hold the lock.
+    """
+    root = cache_root() / "bin"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            progress(f"waiting for the build already running ({holder}) to finish with {root}")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def find_go(needed_by: str) -> str:

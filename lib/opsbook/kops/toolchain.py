@@ -45,7 +45,7 @@ from pathlib import Path
 
 from opsbook import gobuild
 from opsbook.errors import ToolchainError
-from opsbook.gobuild import Progress, bin_dir
+from opsbook.gobuild import Progress, bin_dir, build_lock
 from opsbook.gobuild import go_env as _go_env
 from opsbook.gobuild import run_go as _run
 
@@ -311,7 +311,10 @@ def ensure_kops_assets(
     wanted = tuple(arches)
     if not assets_missing(version, wanted):
         return file_repository(version)
-    return build_kops_assets(find_go(), say, version, wanted)
+    with build_lock(say):
+        if not assets_missing(version, wanted):  # built while we waited for the lock
+            return file_repository(version)
+        return build_kops_assets(find_go(), say, version, wanted)
 
 
 def ensure_kops(progress: Progress | None = None, version: str = KOPS_VERSION) -> Path:
@@ -327,6 +330,13 @@ def ensure_kops(progress: Progress | None = None, version: str = KOPS_VERSION) -
     say: Progress = progress or (lambda msg: log.info("%s", msg))
     target = kops_path(version)
     if _is_executable(target) and channel_file(version).exists():
+        return target
+    with build_lock(say):
+        return _ensure_kops_locked(say, version, target)
+
+
+def _ensure_kops_locked(say: Progress, version: str, target: Path) -> Path:
+    if _is_executable(target) and channel_file(version).exists():  # built while we waited for the lock
         return target
     go = find_go()
     if _is_executable(target):  # binary cached, module cache cleaned: fetch the source for the channel files

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from opsbook import gobuild
 from opsbook.errors import ToolchainError
-from opsbook.gobuild import Progress, bin_dir, cache_root
+from opsbook.gobuild import Progress, bin_dir, build_lock, cache_root
 from opsbook.gobuild import go_env as _go_env
 from opsbook.gobuild import run_go as _run
 
@@ -264,19 +264,22 @@ def ensure_toolchain(progress: Progress | None = None) -> Toolchain:
     """
     say: Progress = progress or (lambda msg: log.info("%s", msg))
     tc = Toolchain.expected()
-    missing = tc.missing()
-    if not missing:
+    if not tc.missing():
         return tc
-    go = find_go()
-    say(f"building missing binaries into {cache_root() / 'bin'}: {', '.join(missing)}")
-    t0 = time.monotonic()
-    kube_missing = [n for n in KUBE_BINARIES if n in missing]
-    if kube_missing:
-        build_kubernetes(go, say, kube_missing)
-    if "etcd" in missing:
-        build_etcd(go, say)
-    if "kwok" in missing or "kwokctl" in missing:
-        build_kwok(go, say)
+    with build_lock(say):
+        missing = tc.missing()  # again: a build we waited for may have made them
+        if not missing:
+            return tc
+        go = find_go()
+        say(f"building missing binaries into {cache_root() / 'bin'}: {', '.join(missing)}")
+        t0 = time.monotonic()
+        kube_missing = [n for n in KUBE_BINARIES if n in missing]
+        if kube_missing:
+            build_kubernetes(go, say, kube_missing)
+        if "etcd" in missing:
+            build_etcd(go, say)
+        if "kwok" in missing or "kwokctl" in missing:
+            build_kwok(go, say)
     still = tc.missing()
     if still:
         raise ToolchainError(f"built the toolchain but these are still missing: {', '.join(still)}")
