@@ -54,9 +54,9 @@ def pod(name: str) -> dict[str, str]:
 def node_state(node: str, hb: float) -> list[tuple[Any, ...]]:
     """What the current state shows of a node that stopped heartbeating at ``hb`` (grace 40 s)."""
     return [
-        (at(hb), "node", f"Node/{node}", "heartbeat stopped", "lease", "high", f"kubectl describe node {node}"),
-        (at(hb + 40), "node", f"Node/{node}", "Ready=Unknown", "NodeStatusUnknown", "high", "x"),
-        (at(hb + 40), "node", f"Node/{node}", "taint node.kubernetes.io/unreachable:NoExecute", "x", "high", "x"),
+        (at(hb), "node", f"node/{node}", "heartbeat stopped", "lease", "high", f"kubectl describe node {node}"),
+        (at(hb + 40), "node", f"node/{node}", "Ready=Unknown", "NodeStatusUnknown", "high", "x"),
+        (at(hb + 40), "node", f"node/{node}", "taint node.kubernetes.io/unreachable:NoExecute", "x", "high", "x"),
     ]
 
 
@@ -79,11 +79,11 @@ def test_node_lost_ties_pods_scheduled_hours_before_the_window() -> None:
         [
             *node_state(VICTIM, 0),
             # web2 and api1 have no Scheduled event any more; they are Terminating on the node in the state
-            (at(OLD), "pod", f"Pod/shop/{web2}", "created", f"on node {VICTIM}", "info", "x"),
-            (at(340), "pod", f"Pod/shop/{web2}", "deleting", f"on node {VICTIM}", "medium", "x"),
-            (at(OLD), "pod", f"Pod/shop/{api1}", "created", f"on node {VICTIM}", "info", "x"),
-            (at(OLD), "rollout", "Deployment/shop/web", "ReplicaSet web-7d9f8c6b5d created", "revision 3", "low", "x"),
-            (at(OLD), "rollout", "Deployment/shop/api", "ReplicaSet api-6c8d9f7b4c created", "revision 9", "low", "x"),
+            (at(OLD), "pod", f"pod/shop/{web2}", "created", f"on node {VICTIM}", "info", "x"),
+            (at(340), "pod", f"pod/shop/{web2}", "deleting", f"on node {VICTIM}", "medium", "x"),
+            (at(OLD), "pod", f"pod/shop/{api1}", "created", f"on node {VICTIM}", "info", "x"),
+            (at(OLD), "rollout", "deployment/shop/web", "ReplicaSet web-7d9f8c6b5d created", "revision 3", "low", "x"),
+            (at(OLD), "rollout", "deployment/shop/api", "ReplicaSet api-6c8d9f7b4c created", "revision 9", "low", "x"),
         ]
     )
     found = outage.run_detectors(events, state, None, T0, END, config=outage.Config(toleration_s=300))
@@ -92,17 +92,17 @@ def test_node_lost_ties_pods_scheduled_hours_before_the_window() -> None:
         1,
         "cause",
         "node.lost",
-        f"Node/{VICTIM}",
+        f"node/{VICTIM}",
         "critical",
     )
     assert top["time"] == T0  # the last heartbeat
     d = top["data"]
     assert d["evictions"] == 3
     assert d["evicted_pods"] == [f"shop/{api1}", f"shop/{web1}", f"shop/{web2}"]
-    assert d["workloads"] == {"Deployment/shop/web": 2, "Deployment/shop/api": 1}
+    assert d["workloads"] == {"deployment/shop/web": 2, "deployment/shop/api": 1}
     # heartbeat 0 → NotReady 40 → taint 40 → first eviction 340: 40 s grace, 300 s toleration
     assert (d["delay_not_ready_s"], d["delay_taint_s"], d["delay_evict_s"]) == (40, 0, 300)
-    assert "3 pod(s) evicted" in top["message"] and "Deployment/shop/web (2 pods)" in top["message"]
+    assert "3 pod(s) evicted" in top["message"] and "deployment/shop/web (2 pods)" in top["message"]
 
 
 def test_node_lost_evictions_of_pods_nobody_remembers_go_to_the_only_lost_node() -> None:
@@ -120,8 +120,8 @@ def test_node_lost_evictions_of_pods_nobody_remembers_go_to_the_only_lost_node()
         ]
     )
     found = outage.run_detectors(events, rows(node_state(VICTIM, 0)), None, T0, END)
-    assert found.iloc[0]["object"] == f"Node/{VICTIM}" and found.iloc[0]["data"]["evictions"] == 1
-    assert found.iloc[0]["data"]["workloads"] == {"ReplicaSet/shop/web-7d9f8c6b5d": 1}
+    assert found.iloc[0]["object"] == f"node/{VICTIM}" and found.iloc[0]["data"]["evictions"] == 1
+    assert found.iloc[0]["data"]["workloads"] == {"replicaset/shop/web-7d9f8c6b5d": 1}
 
 
 def test_cancelled_evictions_are_not_evictions() -> None:
@@ -133,10 +133,10 @@ def test_cancelled_evictions_are_not_evictions() -> None:
             ev("c1", "TaintManagerEviction", pod(p), f"Cancelling deletion of Pod shop/{p}", 35),
         ]
     )
-    state = rows([(at(OLD), "pod", f"Pod/shop/{p}", "created", f"on node {OTHER}", "info", "x")])
+    state = rows([(at(OLD), "pod", f"pod/shop/{p}", "created", f"on node {OTHER}", "info", "x")])
     found = outage.run_detectors(events, state, None, T0, END)
     f = found.iloc[0]
-    assert (f["check"], f["object"], f["kind"], f["severity"]) == ("node.lost", f"Node/{OTHER}", "noise", "low")
+    assert (f["check"], f["object"], f["kind"], f["severity"]) == ("node.lost", f"node/{OTHER}", "noise", "low")
     assert f["data"]["evictions"] == 0 and f["data"]["cancelled"] == 1
     assert outage.summary(found)["causes"] == 0
 
@@ -149,7 +149,7 @@ def test_rollback_to_an_old_replicaset_is_a_rollout_at_the_rollback() -> None:
             (
                 T0 - pd.Timedelta(days=3),
                 "rollout",
-                "Deployment/shop/web",
+                "deployment/shop/web",
                 f"ReplicaSet {old_rs} created",
                 "revision 5: shop/web:1.9 (earlier revisions 2)",
                 "low",
@@ -158,7 +158,7 @@ def test_rollback_to_an_old_replicaset_is_a_rollout_at_the_rollback() -> None:
             (
                 at(60),
                 "rollout",
-                "Deployment/shop/web",
+                "deployment/shop/web",
                 f"ReplicaSet {old_rs} scaled up",
                 "revision 5: shop/web:1.9 (earlier revisions 2)",
                 "low",
@@ -180,7 +180,7 @@ def test_rollback_to_an_old_replicaset_is_a_rollout_at_the_rollback() -> None:
     )
     found = outage.run_detectors(events, state, None, T0, END)
     top = found.iloc[0]
-    assert (top["check"], top["object"], top["kind"]) == ("rollout.crashloop", "Deployment/shop/web", "cause")
+    assert (top["check"], top["object"], top["kind"]) == ("rollout.crashloop", "deployment/shop/web", "cause")
     # the earliest roll-out moment within the look-back: the ScalingReplicaSet event at +58 s
     assert top["time"] == at(58)
     assert top["data"]["reused_replicaset"] is True and top["data"]["rollout_seen_as"] == "ScalingReplicaSet"
@@ -197,13 +197,13 @@ def test_crash_loop_since_before_the_window_is_not_a_rollout_cause() -> None:
             (
                 at(-600),
                 "rollout",
-                "Deployment/shop/worker",
+                "deployment/shop/worker",
                 "ReplicaSet worker-6b7c8d9e0f created",
                 "revision 1",
                 "low",
                 "x",
             ),
-            (at(-500), "pod", f"Pod/shop/{p}", "waiting CrashLoopBackOff", "x", "high", "x"),
+            (at(-500), "pod", f"pod/shop/{p}", "waiting CrashLoopBackOff", "x", "high", "x"),
         ]
     )
     events = normalise_events([ev("b1", "BackOff", pod(p), "Back-off restarting failed container", 120, 30)])
@@ -211,14 +211,14 @@ def test_crash_loop_since_before_the_window_is_not_a_rollout_cause() -> None:
     # not a cause (no rollout in the window), but listed: a standing problem, dated by its first crash sign
     assert list(found["check"]) == ["pod.crashloop"]
     f = found.iloc[0]
-    assert (f["kind"], f["severity"], f["object"]) == ("standing", "medium", f"Pod/shop/{p}")
+    assert (f["kind"], f["severity"], f["object"]) == ("standing", "medium", f"pod/shop/{p}")
     assert f["time"] == at(-500) and f["data"]["pods"] == 1
     assert "crash-looping since at least 11:51:40Z" in f["message"]
 
 
 def test_crash_loop_that_began_inside_the_window_without_a_rollout_is_not_standing() -> None:
     p = "worker-6b7c8d9e0f-zzzzz"
-    state = rows([(at(300), "pod", f"Pod/shop/{p}", "waiting CrashLoopBackOff", "x", "high", "x")])
+    state = rows([(at(300), "pod", f"pod/shop/{p}", "waiting CrashLoopBackOff", "x", "high", "x")])
     events = normalise_events([ev("b1", "BackOff", pod(p), "Back-off restarting failed container", 320, 3)])
     assert "pod.crashloop" not in set(outage.run_detectors(events, state, None, T0, END)["check"])
 
@@ -226,16 +226,16 @@ def test_crash_loop_that_began_inside_the_window_without_a_rollout_is_not_standi
 def test_a_crash_loop_explained_by_an_in_window_rollout_is_not_also_standing() -> None:
     p = "web-5f6d7c8b9a-qwert"
     state = rows([
-        (at(-7200), "pod", f"Pod/shop/{p}", "created", "x", "low", "x"),
-        (at(60), "rollout", "Deployment/shop/web", "ReplicaSet web-5f6d7c8b9a created", "revision 2", "low", "x"),
-        (at(-3000), "pod", f"Pod/shop/{p}", "waiting CrashLoopBackOff", "x", "high", "x"),
+        (at(-7200), "pod", f"pod/shop/{p}", "created", "x", "low", "x"),
+        (at(60), "rollout", "deployment/shop/web", "ReplicaSet web-5f6d7c8b9a created", "revision 2", "low", "x"),
+        (at(-3000), "pod", f"pod/shop/{p}", "waiting CrashLoopBackOff", "x", "high", "x"),
     ])
     events = normalise_events([ev("b1", "BackOff", pod(p), "Back-off restarting failed container", 120, 5)])
     found = outage.run_detectors(events, state, None, T0, END)
     assert "rollout.crashloop" in set(found["check"]) and "pod.crashloop" not in set(found["check"])
 
 
-def _cert(t: pd.Timestamp, obj: str = "Secret/legacy/old-tls") -> tuple[Any, ...]:
+def _cert(t: pd.Timestamp, obj: str = "secret/legacy/old-tls") -> tuple[Any, ...]:
     return (t, "certificate", obj, "certificate expires", "CN=old.example.com (tls.crt)", "info", "openssl")
 
 
@@ -244,7 +244,7 @@ def test_certificate_expired_400_days_ago_is_standing_and_never_outranks_an_in_w
     state = rows(
         [
             _cert(T0 - pd.Timedelta(days=400)),
-            (at(60), "rollout", "Deployment/shop/web", "ReplicaSet web-5f6d7c8b9a created", "revision 7", "low", "x"),
+            (at(60), "rollout", "deployment/shop/web", "ReplicaSet web-5f6d7c8b9a created", "revision 7", "low", "x"),
         ]
     )
     events = normalise_events([ev("b1", "BackOff", pod(p), "Back-off restarting failed container", 90, 4)])
@@ -272,8 +272,8 @@ def test_two_causes_rank_by_time_and_noise_comes_last() -> None:
     state = rows(
         [
             *node_state(VICTIM, 300),  # lost at +300 s
-            (at(OLD), "pod", "Pod/shop/web-7d9f8c6b5d-aaaaa", "created", f"on node {VICTIM}", "info", "x"),
-            (at(100), "rollout", "Deployment/shop/api", "ReplicaSet api-6c8d9f7b4c created", "revision 4", "low", "x"),
+            (at(OLD), "pod", "pod/shop/web-7d9f8c6b5d-aaaaa", "created", f"on node {VICTIM}", "info", "x"),
+            (at(100), "rollout", "deployment/shop/api", "ReplicaSet api-6c8d9f7b4c created", "revision 4", "low", "x"),
         ]
     )
     events = normalise_events(
@@ -322,7 +322,7 @@ def test_consumer_stalled_queue_grows_while_acks_are_zero() -> None:
     # base = median(10, 12, 11) = 11, peak 240: threshold 11 + 0.2 * 229 = 56.8, first sustained above at #5
     assert (top["check"], top["object"], top["kind"]) == (
         "consumer.stalled",
-        "Deployment/taxi/position-consumer",
+        "deployment/taxi/position-consumer",
         "cause",
     )
     assert top["time"] == at(240)  # the first zero of AckRate
@@ -361,13 +361,13 @@ def test_zone_outage_is_one_cause_not_one_per_node() -> None:
         ]
     )
     state = pd.concat(
-        [state, rows([(at(OLD), "pod", "Pod/shop/web-7d9f8c6b5d-aaaaa", "created", f"on node {n2}", "info", "x")])],
+        [state, rows([(at(OLD), "pod", "pod/shop/web-7d9f8c6b5d-aaaaa", "created", f"on node {n2}", "info", "x")])],
         ignore_index=True,
     )
     found = outage.run_detectors(events, state, None, T0, END, inst)
     assert list(found["check"]) == ["zone.outage"]
     z = found.iloc[0]
-    assert (z["object"], z["time"], z["severity"]) == ("Zone/eu-central-1a", T0, "critical")
+    assert (z["object"], z["time"], z["severity"]) == ("zone/eu-central-1a", T0, "critical")
     assert z["data"]["nodes"] == [n1, n2] and z["data"]["evicted_pods"] == ["shop/web-7d9f8c6b5d-aaaaa"]
     assert "FullDisruption" in z["message"] and "eu-central-1b" in z["message"]
     # one node of a two-node zone is a node loss, not a zone outage
@@ -381,8 +381,8 @@ def test_ec2_death_merges_the_termination_into_the_node_loss() -> None:
     state = rows(
         [
             *node_state(VICTIM, 2),
-            (at(0), "ec2", f"Instance/{iid}", "instance terminated", f"nodes {VICTIM}: User initiated", "high", "aws"),
-            (at(OLD), "pod", "Pod/shop/web-7d9f8c6b5d-aaaaa", "created", f"on node {VICTIM}", "info", "x"),
+            (at(0), "ec2", f"instance/{iid}", "instance terminated", f"nodes {VICTIM}: User initiated", "high", "aws"),
+            (at(OLD), "pod", "pod/shop/web-7d9f8c6b5d-aaaaa", "created", f"on node {VICTIM}", "info", "x"),
         ]
     )
     events = normalise_events(
@@ -399,7 +399,7 @@ def test_ec2_death_merges_the_termination_into_the_node_loss() -> None:
     found = outage.run_detectors(events, state, None, T0, END, inst)
     assert list(found["check"]) == ["node.lost"]
     f = found.iloc[0]
-    assert (f["object"], f["time"], f["data"]["instance_id"]) == (f"Node/{VICTIM}", T0, iid)
+    assert (f["object"], f["time"], f["data"]["instance_id"]) == (f"node/{VICTIM}", T0, iid)
     assert f["message"].startswith(f"EC2 death: instance {iid} was terminated")
     assert "aws" in f["evidence"] and f"kubectl describe node {VICTIM}" in f["evidence"]
 
@@ -456,10 +456,10 @@ def test_evictions_from_a_deleted_node_when_other_nodes_flapped_and_came_back() 
             ev("m1", "TaintManagerEviction", pod(p), f"Marking for deletion Pod shop/{p}", 25),
         ]
     )
-    state = rows([(at(30), "node", f"Node/{OTHER}", "Ready=True", "KubeletReady", "info", "x")])
+    state = rows([(at(30), "node", f"node/{OTHER}", "Ready=True", "KubeletReady", "info", "x")])
     found = outage.run_detectors(events, state, None, T0, END)
     top = found.iloc[0]
-    assert (top["object"], top["kind"], top["data"]["evicted_pods"]) == (f"Node/{VICTIM}", "cause", [f"shop/{p}"])
+    assert (top["object"], top["kind"], top["data"]["evicted_pods"]) == (f"node/{VICTIM}", "cause", [f"shop/{p}"])
     assert top["time"] == at(12)  # no heartbeat row left: NotReady is the earliest known moment
 
 
@@ -476,9 +476,9 @@ def test_a_cancelled_eviction_of_a_pod_that_is_deleted_anyway_still_counts() -> 
     state = rows(
         [
             *node_state(VICTIM, 0),
-            (at(OLD), "pod", f"Pod/shop/{p}", "created", f"on node {VICTIM}", "info", "x"),
-            (at(70), "pod", f"Pod/shop/{p}", "deleting", f"on node {VICTIM}", "medium", "x"),
+            (at(OLD), "pod", f"pod/shop/{p}", "created", f"on node {VICTIM}", "info", "x"),
+            (at(70), "pod", f"pod/shop/{p}", "deleting", f"on node {VICTIM}", "medium", "x"),
         ]
     )
     top = outage.run_detectors(events, state, None, T0, END).iloc[0]
-    assert (top["object"], top["data"]["evicted_pods"]) == (f"Node/{VICTIM}", [f"shop/{p}"])
+    assert (top["object"], top["data"]["evicted_pods"]) == (f"node/{VICTIM}", [f"shop/{p}"])

@@ -106,9 +106,9 @@ def test_drill_then_outage_analysis_ranks_the_cause_first(
             assert evicted and "taxi/taxi-api-" in evicted.group(1), top["message"]
         # the object and the time, not only the check
         want_object = {
-            "node-lost": f"Node/{result.details.get('node')}",
-            "crashloop-after-deploy": f"Deployment/{drills.NAMESPACE}/",
-            "bad-database-update": f"Deployment/{drills.NAMESPACE}/",
+            "node-lost": f"node/{result.details.get('node')}",
+            "crashloop-after-deploy": f"deployment/{drills.NAMESPACE}/",
+            "bad-database-update": f"deployment/{drills.NAMESPACE}/",
         }.get(scenario)
         if want_object:
             assert str(top["object"]).startswith(want_object), (top["object"], want_object)

@@ -90,7 +90,7 @@ def _run_and_check(st, worker: str, tmp_path: Path) -> None:
     nb = nbformat.read(out, as_version=4)
     meta = _metadata(nb)
     found = [f for m in meta for f in m.get("findings", [m["finding"]] if "finding" in m else [])]
-    credit = [f for f in found if f["check"] == "cpu.credits" and f["object"] == f"Instance/{worker}"]
+    credit = [f for f in found if f["check"] == "cpu.credits" and f["object"] == f"instance/{worker}"]
     assert credit and "precedes the growth of Backlog" in credit[0]["message"]
     records = {k: v for m in meta for k, v in m.get("record", {}).items()}
     draft = Path(records["outage.postmortem"])

@@ -91,7 +91,7 @@ def test_node_heartbeat_stopped_is_ranked_first(sandbox: Sandbox, api: k8s.ApiCl
         faults.wait_settled(api, 90)
 
     top = found.iloc[0]
-    assert top["check"] == "node.lost" and top["object"] == f"Node/{victim}", found[
+    assert top["check"] == "node.lost" and top["object"] == f"node/{victim}", found[
         ["check", "object", "score"]
     ]
     assert top["severity"] == "critical" and top["data"]["evictions"] >= len(on_victim)
@@ -115,20 +115,20 @@ def test_node_heartbeat_stopped_is_ranked_first(sandbox: Sandbox, api: k8s.ApiCl
         assert len(rows), f"no {source} {obj_prefix} {what_prefix} row in the timeline:\n{tl.to_string()}"
         return rows["time"].min()
 
-    t_nr = first("event", f"Node/{victim}", "NodeNotReady")
-    t_taint = first("node", f"Node/{victim}", "taint node.kubernetes.io/unreachable:NoExecute")
-    t_evict = first("event", f"Pod/{namespace}/api-", "TaintManagerEviction")
+    t_nr = first("event", f"node/{victim}", "NodeNotReady")
+    t_taint = first("node", f"node/{victim}", "taint node.kubernetes.io/unreachable:NoExecute")
+    t_evict = first("event", f"pod/{namespace}/api-", "TaintManagerEviction")
     t_create = tl[
         (tl["source"] == "event")
         & (tl["what"] == "SuccessfulCreate")
-        & tl["object"].str.startswith(f"ReplicaSet/{namespace}/api-")
+        & tl["object"].str.startswith(f"replicaset/{namespace}/api-")
     ]["time"]
     t_replace = t_create[t_create >= t_evict].min()
     # NodeNotReady events merge with earlier blips of the same node (count > 1, newest timestamp),
     # so only "before the evictions" is guaranteed for the event; the taint row comes from the node.
     assert t_nr <= t_evict and t_taint <= t_evict <= t_replace
     # the eviction row is collapsed over the victim's pods
-    ev_row = tl[(tl["what"] == "TaintManagerEviction") & tl["object"].str.startswith(f"Pod/{namespace}/")]
+    ev_row = tl[(tl["what"] == "TaintManagerEviction") & tl["object"].str.startswith(f"pod/{namespace}/")]
     assert ev_row["count"].sum() >= len(on_victim)
     assert "event/" in ev_row["evidence"].iloc[0]
 
@@ -209,7 +209,7 @@ def _credit_case(st, worker: dict) -> None:
         k8s_events.normalise_events([]), rows, metrics, inc.start, inc.end, inst, CONFIG
     )
     credits = found[
-        (found["check"] == "cpu.credits") & (found["object"] == f"Instance/{worker['instance_id']}")
+        (found["check"] == "cpu.credits") & (found["object"] == f"instance/{worker['instance_id']}")
     ]
     assert len(credits) == 1
     f = credits.iloc[0]
@@ -379,7 +379,7 @@ def test_instance_terminated_in_its_asg_is_found(sandbox: Sandbox) -> None:
             CONFIG,
         )
         term = found[
-            (found["check"] == "asg.terminated") & (found["object"] == f"Instance/{victim['InstanceId']}")
+            (found["check"] == "asg.terminated") & (found["object"] == f"instance/{victim['InstanceId']}")
         ]
         assert len(term) == 1, rows
         assert pd.Timestamp(start) <= term.iloc[0]["time"] <= pd.Timestamp(end)

@@ -74,7 +74,7 @@ def test_event_time_fallback_order_of_design_md() -> None:
         "c", "first_time"
     ] == T0 + pd.Timedelta(seconds=25)
     assert df.loc["d", "time"] == T0 + pd.Timedelta(seconds=40)
-    assert df.loc["a", "object"] == "Pod/shop/web-7d9f8c6b5d-abcde"
+    assert df.loc["a", "object"] == "pod/shop/web-7d9f8c6b5d-abcde"
 
 
 def test_events_v1_shape_and_the_same_event_from_both_apis_kept_once() -> None:
@@ -95,7 +95,7 @@ def test_events_v1_shape_and_the_same_event_from_both_apis_kept_once() -> None:
     df = normalise_events([v1, core])
     assert len(df) == 1
     r = df.iloc[0]
-    assert r["object"] == "Node/ip-10-0-0-1.ec2.internal"  # cluster-scoped: no namespace
+    assert r["object"] == "node/ip-10-0-0-1.ec2.internal"  # cluster-scoped: no namespace
     assert (r["count"], r["time"], r["first_time"]) == (
         3,
         T0 + pd.Timedelta(seconds=50),
@@ -139,7 +139,7 @@ def test_collapse_groups_pods_of_one_replicaset_within_the_gap() -> None:
             (
                 0,
                 "event",
-                "Pod/shop/web-7d9f8c6b5d-aaaaa",
+                "pod/shop/web-7d9f8c6b5d-aaaaa",
                 "TaintManagerEviction",
                 "Marking for deletion Pod a",
                 "high",
@@ -147,7 +147,7 @@ def test_collapse_groups_pods_of_one_replicaset_within_the_gap() -> None:
             (
                 1,
                 "event",
-                "Pod/shop/web-7d9f8c6b5d-bbbbb",
+                "pod/shop/web-7d9f8c6b5d-bbbbb",
                 "TaintManagerEviction",
                 "Marking for deletion Pod b",
                 "high",
@@ -155,7 +155,7 @@ def test_collapse_groups_pods_of_one_replicaset_within_the_gap() -> None:
             (
                 2,
                 "event",
-                "Pod/shop/web-7d9f8c6b5d-ccccc",
+                "pod/shop/web-7d9f8c6b5d-ccccc",
                 "TaintManagerEviction",
                 "Marking for deletion Pod c",
                 "medium",
@@ -163,21 +163,21 @@ def test_collapse_groups_pods_of_one_replicaset_within_the_gap() -> None:
             (
                 200,
                 "event",
-                "Pod/shop/web-7d9f8c6b5d-ddddd",
+                "pod/shop/web-7d9f8c6b5d-ddddd",
                 "TaintManagerEviction",
                 "Marking for deletion Pod d",
                 "low",
             ),
-            (1, "node", "Node/n1", "Ready=Unknown", "x", "high"),
+            (1, "node", "node/n1", "Ready=Unknown", "x", "high"),
         ]
     )
     out = timeline.collapse(df, pd.Timedelta(seconds=30))
     assert len(out) == 3
     first = out.iloc[0]
-    assert first["object"] == "Pod/shop/web-7d9f8c6b5d-* (3)" and first["count"] == 3
+    assert first["object"] == "pod/shop/web-7d9f8c6b5d-* (3)" and first["count"] == 3
     assert first["severity"] == "high" and first["detail"] == "Marking for deletion Pod a (+2 more)"
     assert first["last_time"] == T0 + pd.Timedelta(seconds=2)
-    assert out.iloc[2]["object"] == "Pod/shop/web-7d9f8c6b5d-ddddd" and out.iloc[2]["count"] == 1
+    assert out.iloc[2]["object"] == "pod/shop/web-7d9f8c6b5d-ddddd" and out.iloc[2]["count"] == 1
     assert out["time"].is_monotonic_increasing
 
 
@@ -301,12 +301,12 @@ def test_node_lost_ranks_the_node_with_evictions_first_with_actual_delays() -> N
     events = normalise_events(evs)
     state = rows(
         [
-            (T0, "node", f"Node/{victim}", "heartbeat stopped", "lease", "high", "x"),
-            (T0 + pd.Timedelta(seconds=40), "node", f"Node/{victim}", "Ready=Unknown", "x", "high", "x"),
+            (T0, "node", f"node/{victim}", "heartbeat stopped", "lease", "high", "x"),
+            (T0 + pd.Timedelta(seconds=40), "node", f"node/{victim}", "Ready=Unknown", "x", "high", "x"),
             (
                 T0 + pd.Timedelta(seconds=40),
                 "node",
-                f"Node/{victim}",
+                f"node/{victim}",
                 "taint node.kubernetes.io/unreachable:NoExecute",
                 "x",
                 "high",
@@ -321,7 +321,7 @@ def test_node_lost_ranks_the_node_with_evictions_first_with_actual_delays() -> N
     assert (top["rank"], top["check"], top["object"], top["severity"]) == (
         1,
         "node.lost",
-        f"Node/{victim}",
+        f"node/{victim}",
         "critical",
     )
     d = top["data"]
@@ -334,7 +334,7 @@ def test_node_lost_ranks_the_node_with_evictions_first_with_actual_delays() -> N
     assert (
         d["evictions"] == 1 and "configured toleration 300 s" in top["message"] and flapper in top["message"]
     )
-    second = found[found["object"] == f"Node/{flapper}"].iloc[0]
+    second = found[found["object"] == f"node/{flapper}"].iloc[0]
     assert second["severity"] == "low" and second["rank"] > 1 and "a brief flap" in second["message"]
 
 
@@ -348,7 +348,7 @@ def test_crash_loop_after_rollout() -> None:
             (
                 T0 + pd.Timedelta(seconds=30),
                 "rollout",
-                "Deployment/shop/web",
+                "deployment/shop/web",
                 "ReplicaSet web-5f6d7c8b9a created",
                 "revision 7: shop/web:2.0",
                 "low",
@@ -357,7 +357,7 @@ def test_crash_loop_after_rollout() -> None:
         ]
     )
     f = outage.detect_crashloop_after_rollout(events, state)
-    assert len(f) == 1 and f[0]["object"] == "Deployment/shop/web"
+    assert len(f) == 1 and f[0]["object"] == "deployment/shop/web"
     assert "60 s after the rollout" in f[0]["message"] and "rollout undo deployment/web" in f[0]["message"]
     # a crash two hours after the rollout is not blamed on it
     late = normalise_events([_ev("b2", "BackOff", pod, "Back-off restarting failed container app", 7300)])
@@ -397,7 +397,7 @@ def test_asg_termination_linked_to_the_lost_node() -> None:
             (
                 T0 + pd.Timedelta(seconds=5),
                 "asg",
-                "ASG/nodes.c",
+                "asg/nodes.c",
                 "instance terminated",
                 "Terminating EC2 instance: i-0123456789abcdef0. Cause: health check failed",
                 "high",
@@ -446,7 +446,7 @@ def test_response_times_of_the_teams_rabbitmq_postmortem() -> None:
                 "check": "cpu.credits",
                 "severity": "high",
                 "time": pd.Timestamp("2024-05-01T00:10Z"),
-                "object": "Instance/i-1",
+                "object": "instance/i-1",
                 "message": "CPU credits exhausted.",
                 "evidence": "CloudWatch",
                 "score": 85.0,
@@ -477,12 +477,12 @@ def test_response_times_of_the_teams_rabbitmq_postmortem() -> None:
 
 def test_swimlanes_draws_lanes_and_metric_panels() -> None:
     df = _tl_rows(
-        [(0, "event", "Node/n1", "NodeNotReady", "x", "high"), (60, "pod", "Pod/a/b", "created", "y", "info")]
+        [(0, "event", "node/n1", "NodeNotReady", "x", "high"), (60, "pod", "pod/a/b", "created", "y", "info")]
     )
     m = _metrics({("AWS/EC2", "CPUCreditBalance", "i-1"): [3, 2, 1], ("Custom/Q", "Depth", "q"): [1, 2, 3]})
     fig = swimlanes(df, m, (T0, T0 + pd.Timedelta(minutes=10)), {"first_alert": T0 + pd.Timedelta(minutes=2)})
     assert isinstance(fig, Figure) and len(fig.axes) == 3
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["event · Node/n1", "pod · Pod/a/b"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["event · node/n1", "pod · pod/a/b"]
 
 
 def test_collapse_keeps_runs_of_interleaved_keys_apart() -> None:
@@ -491,17 +491,17 @@ def test_collapse_keeps_runs_of_interleaved_keys_apart() -> None:
             (
                 200,
                 "event",
-                "Node/b",
+                "node/b",
                 "NodeNotReady",
                 "x",
                 "high",
             ),  # key B seen first, and later than A's rows
-            (0, "event", "Node/a", "NodeNotReady", "x", "high"),
-            (100, "event", "Node/a", "NodeNotReady", "x", "high"),  # 100 s after: a new run with a 30 s gap
-            (110, "event", "Node/a", "NodeNotReady", "x", "high"),
+            (0, "event", "node/a", "NodeNotReady", "x", "high"),
+            (100, "event", "node/a", "NodeNotReady", "x", "high"),  # 100 s after: a new run with a 30 s gap
+            (110, "event", "node/a", "NodeNotReady", "x", "high"),
         ]
     )
     out = timeline.collapse(df, pd.Timedelta(seconds=30))
-    a = out[out["object"] == "Node/a"]
+    a = out[out["object"] == "node/a"]
     assert list(a["count"]) == [1, 2] and list(a["time"]) == [T0, T0 + pd.Timedelta(seconds=100)]
     assert a.iloc[1]["last_time"] == T0 + pd.Timedelta(seconds=110)

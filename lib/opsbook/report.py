@@ -24,6 +24,16 @@ METADATA_KEY = "opsbook"
 ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
 """An evidence row (k8s and AWS evidence, detectors, the timeline): one thing that happened and its proof."""
 
+
+def object_id(kind: str, name: str, namespace: str = "") -> str:
+    """The one spelling of an object in findings, evidence rows and timelines.
+
+    ``kind/name`` or ``kind/namespace/name`` with the kind lower-cased, as kubectl accepts it:
+    ``node/ip-10-0-1-5.ec2.internal``, ``pod/shop/api-7d9f-x2x1z``, ``deployment/shop/api``, and for AWS and
+    metric objects ``instance/i-0abc``, ``asg/nodes-eu-central-1a``, ``metric/CPUCreditBalance/i-0abc``.
+    """
+    return f"{kind.lower()}/{namespace + '/' if namespace else ''}{name}"
+
 _COLLECTED: list[Finding] = []
 _RECORDS: dict[str, Any] = {}
 

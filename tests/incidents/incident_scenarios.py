@@ -215,7 +215,7 @@ def cpu_credits(ctx: Ctx) -> None:
     )
     # 144 credits, -4 per 5 min: zero at the 36th point, 35 steps after the first
     ctx.began = series_start + dt.timedelta(minutes=5 * 35)
-    ctx.obj = f"Instance/{iid}"
+    ctx.obj = f"instance/{iid}"
     ctx.start, ctx.end = ctx.anchor - dt.timedelta(hours=4), ctx.anchor
     ctx.extra_metrics = [f"{drills.QUEUE_NAMESPACE}/{drills.QUEUE_METRIC}:Queue={queue['Queue']}"]
 
@@ -230,7 +230,7 @@ def consumer_stalled(ctx: Ctx) -> None:
         ),
         st.region if st else None,
     )
-    ctx.began, ctx.obj = stall, f"Deployment/{drills.NAMESPACE}/{drills.CONSUMER}"
+    ctx.began, ctx.obj = stall, f"deployment/{drills.NAMESPACE}/{drills.CONSUMER}"
     ctx.start, ctx.end = ctx.anchor - dt.timedelta(minutes=30), ctx.anchor
     ctx.extra_metrics = drills.consumer_metric_specs(dims)
 
@@ -246,7 +246,7 @@ def node_lost(ctx: Ctx) -> None:
     t = now()
     r = drills.run_drill("node-lost", ctx.sb, ctx.api)
     node = r.details["node"]
-    ctx.began, ctx.obj = t, f"Node/{node}"
+    ctx.began, ctx.obj = t, f"node/{node}"
     ctx.facts["node"] = node
     wait_evictions(ctx, ctx.facts.get("pods_before") or [], t)
 
@@ -267,27 +267,27 @@ def node_lost_full(ctx: Ctx) -> None:
 def certificate(ctx: Ctx) -> None:
     r = drills.run_drill("certificate-expired", ctx.sb, ctx.api)
     ctx.began = dt.datetime.fromisoformat(r.details["not_after"])
-    ctx.obj = f"Secret/{drills.NAMESPACE}/apns-push-cert"
+    ctx.obj = f"secret/{drills.NAMESPACE}/apns-push-cert"
     time.sleep(2)
 
 
 def crashloop(ctx: Ctx) -> None:
     ctx.began = now()
     drills.run_drill("crashloop-after-deploy", ctx.sb, ctx.api)
-    ctx.obj = f"Deployment/{drills.NAMESPACE}/taxi-api"
+    ctx.obj = f"deployment/{drills.NAMESPACE}/taxi-api"
 
 
 def bad_database(ctx: Ctx) -> None:
     ctx.began = now()
     drills.run_drill("bad-database-update", ctx.sb, ctx.api)
-    ctx.obj = f"Deployment/{drills.NAMESPACE}/mongodb"
+    ctx.obj = f"deployment/{drills.NAMESPACE}/mongodb"
 
 
 def zone_outage(ctx: Ctx) -> None:
     r = drills.run_drill("zone-outage", ctx.sb, ctx.api)
     zone, nodes = r.details["zone"], r.details["nodes"]
     # the cause begins when the last node of the zone stopped (the drill may first add a node)
-    ctx.began, ctx.obj = now(), f"Zone/{zone}"
+    ctx.began, ctx.obj = now(), f"zone/{zone}"
     ctx.facts["zone"], ctx.facts["nodes"] = zone, nodes
     pods = pods_on(ctx.api, nodes)
     core = k8s.CoreV1Api(ctx.api)
@@ -307,7 +307,7 @@ def ec2_death(ctx: Ctx) -> None:
     t = now()
     r = drills.run_drill("ec2-death", ctx.sb, ctx.api)
     node = r.details["node"]
-    ctx.began, ctx.obj = t, f"Node/{node}"
+    ctx.began, ctx.obj = t, f"node/{node}"
     ctx.facts["instance_id"] = r.details["instance_id"]
     wait_evictions(ctx, ctx.facts["pods_before"], t)
     drills.finish_ec2_death(ctx.api, node)

@@ -244,7 +244,7 @@ _RS_SUFFIX = r"-[a-f0-9]{8,10}$"
 
 def group_key(objects: pd.Series) -> pd.Series:
     """The object a row collapses under: pods by their ReplicaSet/Job/DaemonSet prefix, others as is."""
-    is_pod = objects.str.startswith("Pod/")
+    is_pod = objects.str.startswith("pod/")
     stripped = objects.str.replace(_POD_SUFFIX, "-*", regex=True)
     return objects.where(~is_pod, stripped)
 

@@ -21,7 +21,7 @@ import pandas as pd
 from opsbook.data.tables import removed_apis
 from opsbook.errors import BadInput
 from opsbook.k8s.objects import is_mirror_pod, selector_matches
-from opsbook.report import Finding
+from opsbook.report import Finding, object_id
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 KUBELET_MAX_MINORS_BEHIND = 3
@@ -145,14 +145,14 @@ def version_skew(target: Version, control_plane: str, nodes: pd.DataFrame, kops_
         out.append(Finding("upgrade.skew.kubelet-newer", "high",
                            f"kubelet {r.kubelet_version} on {r.name} is newer than the control plane ({cp}): "
                            "the skew policy forbids it. Upgrade the control plane first.",
-                           object=f"node/{r.name}", group=GROUP))
+                           object=object_id("Node", r.name), group=GROUP))
     too_old = [r for r in nodes.itertuples()
                if (cp.minor - Version.parse(r.kubelet_version).minor) > KUBELET_MAX_MINORS_BEHIND]
     for r in too_old:
         out.append(Finding("upgrade.skew.kubelet-too-old", "high",
                            f"kubelet {r.kubelet_version} on {r.name} is more than {KUBELET_MAX_MINORS_BEHIND} "
                            f"minors behind the control plane ({cp}). Replace the node before upgrading.",
-                           object=f"node/{r.name}", group=GROUP))
+                           object=object_id("Node", r.name), group=GROUP))
     behind = nodes[[Version.parse(v) < target for v in nodes["kubelet_version"]]] if len(nodes) else nodes
     out.append(Finding("upgrade.skew.plan", "info",
                        f"control plane {cp} -> {target}, then {len(behind)} of {len(nodes)} nodes "
@@ -207,7 +207,7 @@ def last_applied_versions(objects: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             continue
         kind = str(applied.get("kind") or o.get("kind") or "")
         ns = meta.get("namespace")
-        name = f"{kind.lower()}/{(ns + '/') if ns else ''}{meta.get('name')}"
+        name = object_id(kind, str(meta.get("name")), ns or "")
         rows.append({"object": name, "served_as": str(o.get("apiVersion", "")),
                      "applied_as": str(applied.get("apiVersion", "")), "kind": kind})
     return pd.DataFrame(rows, columns=["object", "served_as", "applied_as", "kind"])
@@ -284,7 +284,7 @@ def parse_deprecated_metric(text: str) -> pd.DataFrame:
 
 def _ref(o: Mapping[str, Any], kind: str) -> str:
     m = o.get("metadata") or {}
-    return f"{kind}/{m.get('namespace')}/{m.get('name')}"
+    return object_id(kind, str(m.get("name")), str(m.get("namespace") or ""))
 
 
 def _labels(o: Mapping[str, Any]) -> dict[str, str]:
@@ -447,7 +447,7 @@ def spare_capacity(load: pd.DataFrame, max_surge: int = 1) -> tuple[pd.DataFrame
                 f"{' (max_surge brings it up before the drain)' if max_surge > 0 else ''}"
                 f"{'; other zones can take the rest' if fits_anywhere else '; the cluster as a whole cannot'}. "
                 "Add a node in the zone or keep max_surge >= 1.",
-                object=f"zone/{zone}", group=GROUP))
+                object=object_id("Zone", zone), group=GROUP))
     table = pd.DataFrame(rows, columns=["zone", "workers", "busiest", "need_cpu", "need_mem", "spare_cpu",
                                         "spare_mem", "fits"])
     return table, out

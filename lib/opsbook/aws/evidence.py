@@ -35,6 +35,7 @@ from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
 from opsbook.errors import AwsError, BadInput
 from opsbook.report import ROW_COLUMNS as ROW_COLUMNS
+from opsbook.report import object_id
 
 __all__ = [  # the metric specs are parsed in opsbook.aws.metric_specs (pure); re-exported for notebooks
     "INSTANCE_METRICS",
@@ -64,7 +65,7 @@ def ec2_termination_evidence(instances: pd.DataFrame) -> pd.DataFrame:
     """Rows for terminated/stopped instances, timed by their ``StateTransitionReason`` when it has one.
 
     Returns:
-        Rows with source ``ec2``, object ``Instance/<id>``, what ``instance terminated``.
+        Rows with source ``ec2``, object ``instance/<id>``, what ``instance terminated``.
     """
     out = []
     for r in instances[instances["state"].isin(["terminated", "shutting-down", "stopped"])].itertuples():
@@ -74,7 +75,7 @@ def ec2_termination_evidence(instances: pd.DataFrame) -> pd.DataFrame:
             (
                 when,
                 "ec2",
-                f"Instance/{r.instance_id}",
+                object_id("Instance", r.instance_id),
                 f"instance {r.state}",
                 f"{r.instance_group} {r.private_dns}: {r.state_reason}".strip(),
                 "high",
@@ -90,7 +91,7 @@ def asg_activity_evidence(
     """Auto Scaling activities of the cluster's ASGs in the window ("EC2 death", launches).
 
     Returns:
-        (rows with source ``asg``, object ``ASG/<name>``, what ``instance terminated``/``instance launched``/
+        (rows with source ``asg``, object ``asg/<name>``, what ``instance terminated``/``instance launched``/
         ``activity``, detail = description and cause; notes).
     """
     asg = asg or aws_client("autoscaling", region)
@@ -120,7 +121,7 @@ def asg_activity_evidence(
                             (
                                 t,
                                 "asg",
-                                f"ASG/{name}",
+                                object_id("ASG", name),
                                 what,
                                 f"{desc}. Cause: {a.get('Cause', '')} ({a.get('StatusCode', '')})",
                                 sev,

@@ -22,6 +22,7 @@ import pandas as pd
 from kubernetes import client as k8s
 
 from opsbook.k8s.client import Forbidden, api_client, boundary, continue_kwargs, pages
+from opsbook.report import object_id
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def _row(e: Mapping[str, Any]) -> tuple[Any, ...]:
         ns,
         kind,
         name,
-        f"{kind}/{ns + '/' if ns else ''}{name}",
+        object_id(kind, name, ns),
         e.get("reason") or "",
         message,
         e.get("type") or "",
@@ -102,7 +103,8 @@ def normalise_events(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
     Returns:
         DataFrame with columns ``time`` (UTC, the fallback of docs/design.md), ``first_time``, ``namespace``,
-        ``kind``, ``name``, ``object`` (``Kind/ns/name``), ``reason``, ``message``, ``type``
+        ``kind``, ``name``, ``object`` (``kind/ns/name`` from :func:`opsbook.report.object_id`), ``reason``,
+        ``message``, ``type``
         (Normal/Warning), ``count`` (repeats), ``component`` (who reported it), ``api``, ``uid``,
         ``event`` (``event/<ns>/<name>``, the evidence link). Objects seen twice (same uid, e.g. from
         both APIs or an archive) are kept once, with the highest count.

@@ -37,6 +37,7 @@ from opsbook.errors import OpsbookError
 from opsbook.k8s.certs import certificates_in
 from opsbook.k8s.client import Forbidden, api_client, boundary, list_all
 from opsbook.report import ROW_COLUMNS as ROW_COLUMNS
+from opsbook.report import object_id
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def node_evidence(nodes: list[Any], renewals: dict[str, Any] | None = None) -> p
     out: list[tuple[Any, ...]] = []
     for n in nodes:
         name = n.metadata.name
-        obj = f"Node/{name}"
+        obj = object_id("Node", name)
         ev = f"kubectl describe node {name}"
         ready_status = None
         for c in (n.status.conditions if n.status else None) or []:
@@ -173,7 +174,7 @@ def pod_evidence(pods: list[Any]) -> pd.DataFrame:
     out: list[tuple[Any, ...]] = []
     for p in pods:
         ns, name = p.metadata.namespace, p.metadata.name
-        obj = f"Pod/{ns}/{name}"
+        obj = object_id("Pod", name, ns)
         ev = f"kubectl -n {ns} describe pod {name}"
         node = (p.spec.node_name if p.spec else None) or ""
         out.append(
@@ -301,7 +302,7 @@ def rollout_evidence(replicasets: list[Any]) -> pd.DataFrame:
         replicasets: ``V1ReplicaSet`` objects.
 
     Returns:
-        Rows with source ``rollout``, object ``Deployment/ns/name`` (or the ReplicaSet when it has no
+        Rows with source ``rollout``, object ``deployment/ns/name`` (or the ReplicaSet when it has no
         owner), ``what`` = ``ReplicaSet <name> created`` or ``ReplicaSet <name> scaled up``, detail =
         revision and images (and the earlier revisions it served, ``revision-history``).
     """
@@ -309,7 +310,7 @@ def rollout_evidence(replicasets: list[Any]) -> pd.DataFrame:
     for rs in replicasets:
         ns, name = rs.metadata.namespace, rs.metadata.name
         owner = next((o for o in rs.metadata.owner_references or [] if o.kind == "Deployment"), None)
-        obj = f"Deployment/{ns}/{owner.name}" if owner else f"ReplicaSet/{ns}/{name}"
+        obj = object_id("Deployment", owner.name, ns) if owner else object_id("ReplicaSet", name, ns)
         annotations = rs.metadata.annotations or {}
         rev = annotations.get("deployment.kubernetes.io/revision", "?")
         history = annotations.get("deployment.kubernetes.io/revision-history")
@@ -404,7 +405,7 @@ def control_plane_evidence(
                     (
                         _ts(lease.spec.acquire_time),
                         "control-plane",
-                        f"Lease/kube-system/{name}",
+                        object_id("Lease", name, "kube-system"),
                         f"{name} leader elected",
                         f"holder {lease.spec.holder_identity}, {trans} leader transitions",
                         "medium" if trans else "info",
@@ -426,7 +427,7 @@ def control_plane_evidence(
         app = labels.get("k8s-app") or labels.get("component") or ""
         if app not in CONTROL_PLANE_APPS and labels.get("tier") != "control-plane":
             continue
-        obj = f"Pod/kube-system/{p.metadata.name}"
+        obj = object_id("Pod", p.metadata.name, "kube-system")
         ev = f"kubectl -n kube-system describe pod {p.metadata.name}"
         for cs in (p.status.container_statuses if p.status else None) or []:
             term = cs.last_state.terminated if cs.last_state else None
@@ -510,9 +511,9 @@ def tls_secret_evidence(
     records = []
     for sec in secrets:
         ns, name = sec.metadata.namespace, sec.metadata.name
-        for c in certificates_in(ns, f"Secret/{ns}/{name}", sec.data or {}, base64_values=True):
+        for c in certificates_in(ns, object_id("Secret", name, ns), sec.data or {}, base64_values=True):
             records.append((
-                pd.Timestamp(c["not_after"]), "certificate", f"Secret/{ns}/{name}", "certificate expires",
+                pd.Timestamp(c["not_after"]), "certificate", object_id("Secret", name, ns), "certificate expires",
                 f"{c['subject']} ({c['key']})", "info",
                 f"kubectl -n {ns} get secret {name} -o jsonpath='{{.data.tls\\.crt}}' | base64 -d | "
                 "openssl x509 -noout -enddate",

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from opsbook.report import object_id
+
 CRITICAL_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
 
 NODE_COLUMNS = ["name", "object", "instance_group", "role", "instance_type", "zone", "provider_id",
@@ -122,7 +124,7 @@ def node_row(n: dict[str, Any]) -> dict[str, Any]:
     cp = ("node-role.kubernetes.io/control-plane" in labels or "node-role.kubernetes.io/master" in labels
           or labels.get("kubernetes.io/role") == "master")
     return {
-        "name": meta["name"], "object": f"node/{meta['name']}",
+        "name": meta["name"], "object": object_id("Node", meta["name"]),
         "instance_group": labels.get("kops.k8s.io/instancegroup", ""),
         "role": "control-plane" if cp else "node",
         "instance_type": labels.get("node.kubernetes.io/instance-type")
@@ -161,9 +163,9 @@ def workload_of(meta: Mapping[str, Any]) -> str:
             break
         h = labels.get("pod-template-hash")
         if kind == "ReplicaSet" and h and name.endswith(f"-{h}"):
-            return f"deployment/{ns}/{name[: -len(h) - 1]}"
-        return f"{kind.lower()}/{ns}/{name}"
-    return f"pod/{ns}/{meta['name']}"
+            return object_id("Deployment", name[: -len(h) - 1], ns)
+        return object_id(kind, name, ns)
+    return object_id("Pod", meta["name"], ns)
 
 
 _NOT_A_PROBLEM = (None, "", "ContainerCreating", "PodInitializing")
@@ -194,7 +196,7 @@ def pod_row(p: dict[str, Any]) -> dict[str, Any]:
         containers.append((c.get("name", ""), c.get("image", ""), "cpu" in req and "memory" in req,
                            "memory" in lim))
     return {
-        "namespace": ns, "name": name, "object": f"pod/{ns}/{name}",
+        "namespace": ns, "name": name, "object": object_id("Pod", name, ns),
         "node": spec.get("nodeName") or "",
         "phase": st.get("phase") or "Unknown",
         "ready": conds.get("Ready", {}).get("status") == "True",
@@ -221,7 +223,7 @@ def deployment_row(d: dict[str, Any]) -> dict[str, Any]:
     ns, name = meta.get("namespace", ""), meta["name"]
     desired = spec.get("replicas")
     return {
-        "namespace": ns, "name": name, "object": f"deployment/{ns}/{name}",
+        "namespace": ns, "name": name, "object": object_id("Deployment", name, ns),
         "desired": 1 if desired is None else int(desired),
         "available": int(st.get("availableReplicas") or 0),
         "ready": int(st.get("readyReplicas") or 0),
@@ -234,7 +236,7 @@ def pdb_row(b: dict[str, Any]) -> dict[str, Any]:
     meta, spec, st = b["metadata"], b.get("spec") or {}, b.get("status") or {}
     ns, name = meta.get("namespace", ""), meta["name"]
     return {
-        "namespace": ns, "name": name, "object": f"pdb/{ns}/{name}",
+        "namespace": ns, "name": name, "object": object_id("PDB", name, ns),
         "disruptions_allowed": int(st.get("disruptionsAllowed") or 0),
         "current_healthy": int(st.get("currentHealthy") or 0),
         "desired_healthy": int(st.get("desiredHealthy") or 0),
@@ -248,7 +250,7 @@ def service_row(s: dict[str, Any]) -> dict[str, Any]:
     """The slim row of one Service (``ready_endpoints`` filled in from EndpointSlices)."""
     meta, spec = s["metadata"], s.get("spec") or {}
     ns, name = meta.get("namespace", ""), meta["name"]
-    return {"namespace": ns, "name": name, "object": f"service/{ns}/{name}",
+    return {"namespace": ns, "name": name, "object": object_id("Service", name, ns),
             "type": spec.get("type", "ClusterIP"), "has_selector": bool(spec.get("selector")),
             "ready_endpoints": 0}
 

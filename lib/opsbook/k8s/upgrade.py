@@ -24,6 +24,7 @@ from opsbook.errors import ApiError, OpsbookError
 from opsbook.k8s.client import boundary
 from opsbook.k8s.inventory import get_json, list_json
 from opsbook.k8s.objects import SAMPLE_COLUMNS, is_mirror_pod, node_row, selector_matches
+from opsbook.report import object_id
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ class Probe:
                                                                            "statefulset")):
             for o in list_json(self.api, path):
                 m = o["metadata"]
-                wls.append({"workload": f"{kind}/{m['namespace']}/{m['name']}", "kind": kind,
+                wls.append({"workload": object_id(kind, m["name"], m["namespace"]), "kind": kind,
                             "namespace": m["namespace"], "selector": (o.get("spec") or {}).get("selector"),
                             "replicas": int((o.get("spec") or {}).get("replicas", 1) or 0),
                             "template": ((o.get("spec") or {}).get("template") or {}).get("metadata", {})
@@ -417,7 +418,7 @@ def budgets(pdbs: Sequence[Mapping[str, Any]], workloads: Sequence[Mapping[str, 
         for b in pdbs:
             if b["metadata"]["namespace"] == m["namespace"] and selector_matches(
                     (b.get("spec") or {}).get("selector"), tmpl):
-                rows.append({"workload": f"{kind}/{m['namespace']}/{m['name']}",
+                rows.append({"workload": object_id(kind, m["name"], m["namespace"]),
                              "pdb": f"{b['metadata']['namespace']}/{b['metadata']['name']}",
                              "min_ready": int((b.get("status") or {}).get("desiredHealthy", 0))})
     return pd.DataFrame(rows, columns=["workload", "pdb", "min_ready"])

@@ -44,7 +44,7 @@ from opsbook.kops.apply import stream_kops
 from opsbook.kops.plan import last_error, run_kops
 from opsbook.kops.spec import ClusterSpec
 from opsbook.kops.toolchain import KOPS_VERSION, channel_file, find_kops
-from opsbook.report import SEVERITY_RANK, Finding
+from opsbook.report import SEVERITY_RANK, Finding, object_id
 from opsbook.runbooks.validate_cluster import validate_cluster
 from opsbook.sandbox import rolling
 from opsbook.sandbox.sandbox import Sandbox, _spec_from_dict
@@ -466,7 +466,7 @@ def _apply_sandbox(params: Params, api: k8s.ApiClient, say: Say, interval: float
                     f"the upgrade stopped at node {step['node']}: {step['result']}. "
                     + (step.get("note") or "Fix the cause and re-run upgrade-cluster: it continues with the "
                        "nodes still at the old version."),
-                    object=f"node/{step['node']}", group=an.GROUP,
+                    object=object_id("Node", step["node"]), group=an.GROUP,
                     data={"pdbs": step.get("pdbs", []), "blocked": step.get("blocked", {})}))
                 break
     finally:

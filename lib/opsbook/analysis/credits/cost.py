@@ -19,6 +19,7 @@ from opsbook.data.tables import (
     FIXED_FAMILIES,
     credit_spec,
 )
+from opsbook.report import object_id
 
 OPTION_COLUMNS = [
     "instance_group",
@@ -242,7 +243,7 @@ def cost_findings(groups: pd.DataFrame) -> list[dict[str, Any]]:
                 {
                     "check": "cost.fix_throttling",
                     "severity": "medium",
-                    "object": f"ig/{r.instance_group}",
+                    "object": object_id("ig", r.instance_group),
                     "group": "cost",
                     "message": (
                         f"{r.instance_group}: {r.why}: ${r.monthly_recommended_usd:.2f}/month "
@@ -257,7 +258,7 @@ def cost_findings(groups: pd.DataFrame) -> list[dict[str, Any]]:
                 {
                     "check": "cost.cheaper_alternative",
                     "severity": "medium" if -r.monthly_delta_usd >= 50 else "low",
-                    "object": f"ig/{r.instance_group}",
+                    "object": object_id("ig", r.instance_group),
                     "group": "cost",
                     "message": (
                         f"{r.instance_group}: {r.count} × {r.instance_type} cost "

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.analysis.outage.common import _finding, _fmt
+from opsbook.report import object_id
 
 
 def detect_asg_termination(
@@ -49,7 +50,7 @@ def detect_asg_termination(
                 "asg.terminated",
                 "critical" if linked else "high",
                 r.time,
-                f"Instance/{iid}",
+                object_id("Instance", iid),
                 msg,
                 [r.evidence],
                 90 if linked else 45,

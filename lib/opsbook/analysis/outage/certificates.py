@@ -35,7 +35,7 @@ def detect_certificate_expiry(
         renew = (
             f"Renew it with its issuer and replace the secret (`kubectl -n {ns} create secret tls ... "
             "--dry-run=client -o yaml | kubectl apply -f -`), then restart the workloads that mount it."
-            if str(r.object).startswith("Secret/")
+            if str(r.object).startswith("secret/")
             else "Renew it (kops: `kops rolling-update cluster --force` after `kops update cluster`, "
             "or rotate the CA per the kops docs)."
         )

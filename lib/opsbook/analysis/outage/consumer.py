@@ -8,6 +8,7 @@ import pandas as pd
 
 from opsbook.analysis.outage.common import _finding, _fmt
 from opsbook.analysis.outage.metrics import MetricsCache, growth
+from opsbook.report import object_id
 
 
 def detect_consumer_stalled(
@@ -60,7 +61,7 @@ def detect_consumer_stalled(
                     "consumer.stalled",
                     "high",
                     t0,
-                    f"Deployment/{owner}" if owner else f"Metric/{g.metric}/{g.id}",
+                    f"deployment/{owner}" if owner else object_id("Metric", f"{g.metric}/{g.id}"),
                     f"Queue {g.id} ({g.namespace}) grows from {_fmt(g.onset)} ({g.base:g} → {g.peak:g}) while "
                     f"{metric} stays at 0 since {_fmt(t0)}: its consumers are connected but stuck (pods "
                     "can be Running and Ready with no restarts). Take a thread dump / logs of the consumer, "

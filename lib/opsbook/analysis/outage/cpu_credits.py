@@ -8,6 +8,7 @@ import pandas as pd
 
 from opsbook.analysis.outage.common import Config, _finding, _fmt
 from opsbook.analysis.outage.metrics import MetricsCache, credit_exhaustion, growth
+from opsbook.report import object_id
 
 
 def detect_cpu_credits(
@@ -58,7 +59,7 @@ def detect_cpu_credits(
                 "cpu.credits",
                 "high" if r.cpu_flat else "medium",
                 r.zero_at,
-                f"Instance/{r.id}",
+                object_id("Instance", r.id),
                 msg,
                 [
                     f"CloudWatch AWS/EC2 CPUCreditBalance InstanceId={r.id}",

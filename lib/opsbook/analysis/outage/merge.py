@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.analysis.outage.common import _finding, _fmt
+from opsbook.report import object_id
 
 ZONE_BEHAVIOUR = (
     "The node lifecycle controller (kube-controller-manager, ComputeZoneState) counts a zone as "
@@ -68,7 +69,7 @@ def merge_zone_outage(found: list[dict[str, Any]], instances: pd.DataFrame | Non
             "zone.outage",
             "critical",
             t0,
-            f"Zone/{zone}",
+            object_id("Zone", zone),
             msg,
             [e for f in fs for e in f["evidence"].split("; ")][:8],
             max(f["score"] for f in fs) + 10,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from opsbook.report import ROW_COLUMNS
+from opsbook.report import ROW_COLUMNS, object_id
 
 
 def _growth_onset(t: np.ndarray, v: np.ndarray, sustain: int = 3) -> tuple[Any, float, float] | None:
@@ -40,7 +40,7 @@ def metric_milestones(
       sustainably above its starting level.
 
     Returns:
-        Rows with ``time, source='metric', object='Metric/<name>/<id>', what, detail, severity, evidence``.
+        Rows with ``time, source='metric', object='metric/<name>/<id>', what, detail, severity, evidence``.
     """
     cols = ROW_COLUMNS
     recs: list[tuple[Any, ...]] = []
@@ -51,7 +51,7 @@ def metric_milestones(
             (
                 ex.zero_at,
                 "metric",
-                f"Metric/CPUCreditBalance/{ex.id}",
+                object_id("Metric", f"CPUCreditBalance/{ex.id}"),
                 "CPUCreditBalance exhausted",
                 f"balance fell from {ex.balance_max:.0f} to {ex.balance_min:.1f} credits",
                 "high",
@@ -63,7 +63,7 @@ def metric_milestones(
                 (
                     ex.zero_at,
                     "metric",
-                    f"Metric/CPUUtilization/{ex.id}",
+                    object_id("Metric", f"CPUUtilization/{ex.id}"),
                     f"CPUUtilization flat at {ex.cpu_level:.0f}%",
                     f"p10-p90 {ex.cpu_p10:.1f}-{ex.cpu_p90:.1f}% while the balance was zero: throttled to "
                     "baseline",
@@ -76,7 +76,7 @@ def metric_milestones(
             (
                 g.onset,
                 "metric",
-                f"Metric/{g.metric}/{g.id}",
+                object_id("Metric", f"{g.metric}/{g.id}"),
                 f"{g.metric} growing",
                 f"from {g.base:g} to {g.peak:g}",
                 "high",

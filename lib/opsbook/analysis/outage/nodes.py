@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.analysis.outage.common import Config, _finding, _fmt, _secs
+from opsbook.report import object_id
 
 # -- node lost ---------------------------------------------------------------------------------------
 _ASSIGNED = re.compile(r"Successfully assigned (?P<ns>[^/\s]+)/(?P<pod>\S+) to (?P<node>\S+)")
@@ -45,17 +46,17 @@ def pod_nodes(events: pd.DataFrame, evidence: pd.DataFrame, only: set[str] | Non
 def workload_of(pod: str, rollouts: pd.DataFrame | None = None) -> str:
     """The workload that owns ``ns/pod``.
 
-    ``Deployment/ns/name`` when its ReplicaSet is known from the rollout rows, else
-    ``ReplicaSet/ns/<pod minus its hash>``.
+    ``deployment/ns/name`` when its ReplicaSet is known from the rollout rows, else
+    ``replicaset/ns/<pod minus its hash>``.
     """
     ns, name = pod.split("/", 1)
     rs = _HASH5.sub("", name)
     if rollouts is not None and len(rollouts):
         hit = rollouts[rollouts["what"].str.startswith(f"ReplicaSet {rs} ", na=False)]
-        hit = hit[hit["object"].str.startswith(f"Deployment/{ns}/", na=False)]
+        hit = hit[hit["object"].str.startswith(object_id("Deployment", "", ns), na=False)]
         if len(hit):
             return str(hit["object"].iloc[0])
-    return f"ReplicaSet/{ns}/{rs}"
+    return object_id("ReplicaSet", rs, ns)
 
 
 _HASH5 = re.compile(r"-[a-z0-9]{5}$")
@@ -116,7 +117,7 @@ def detect_node_lost(
             ready = node_rows[node_rows["what"] == "Ready=True"]
             for n in bad_nodes:
                 t_bad = nodes_nr[nodes_nr["name"] == n]["time"].min()
-                t_ok = ready[ready["object"] == f"Node/{n}"]["time"].max()
+                t_ok = ready[ready["object"] == object_id("Node", n)]["time"].max()
                 if not pd.isna(t_ok) and (pd.isna(t_bad) or t_ok >= t_bad):
                     back.add(n)
         gone = bad_nodes - back
@@ -139,7 +140,7 @@ def detect_node_lost(
     sched = events[events["reason"] == "Scheduled"]
     out: list[dict[str, Any]] = []
     for node in sorted(candidates):
-        obj = f"Node/{node}"
+        obj = object_id("Node", node)
         nr = nodes_nr[nodes_nr["name"] == node]
         t_nr = nr["first_time"].min() if len(nr) else None
         mine = node_rows[node_rows["object"] == obj] if len(node_rows) else node_rows

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.analysis.outage.common import Config, _finding, _fmt
+from opsbook.report import object_id
 
 
 def detect_crashloop_after_rollout(
@@ -73,7 +74,7 @@ def rollout_times(events: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
     replicas (:func:`opsbook.k8s.evidence.rollout_evidence`, ``scaled up`` rows).
 
     Returns:
-        DataFrame with columns ``rs`` (``ns/name``), ``time``, ``deployment`` (``Deployment/ns/name``),
+        DataFrame with columns ``rs`` (``ns/name``), ``time``, ``deployment`` (``deployment/ns/name``),
         ``detail``, ``how`` (``ScalingReplicaSet``, ``created``, ``scaled up``).
     """
     recs: list[tuple[Any, ...]] = []
@@ -94,8 +95,8 @@ def rollout_times(events: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
             if not m:
                 continue
             key = f"{r.namespace}/{m['rs']}"
-            owners.setdefault(key, f"Deployment/{r.namespace}/{r.name}")
-            recs.append((key, r.first_time, f"Deployment/{r.namespace}/{r.name}",
+            owners.setdefault(key, object_id("Deployment", r.name, r.namespace))
+            recs.append((key, r.first_time, object_id("Deployment", r.name, r.namespace),
                          details.get(key, str(r.message)), "ScalingReplicaSet"))
     df = pd.DataFrame(recs, columns=["rs", "time", "deployment", "detail", "how"])
     df["time"] = pd.to_datetime(df["time"], utc=True)
@@ -190,7 +191,7 @@ def detect_standing_crashloop(
     looping = pods_ev[pods_ev["what"] == "waiting CrashLoopBackOff"]
     if looping.empty:
         return []
-    names = {str(o).split("/", 1)[1] for o in looping["object"]}  # Pod/ns/name -> ns/name
+    names = {str(o).split("/", 1)[1] for o in looping["object"]}  # pod/ns/name -> ns/name
     signs: list[tuple[str, Any, str]] = []
     for r in pods_ev[pods_ev["what"].isin(_CRASH_ROWS)].itertuples():
         key = str(r.object).split("/", 1)[1]
@@ -215,7 +216,7 @@ def detect_standing_crashloop(
         pods = sorted(set(g["pod"]))
         first_pod = pods[0].split("/", 1)[1]
         out.append(_finding(
-            "pod.crashloop", "medium", since, f"Pod/{pods[0]}",
+            "pod.crashloop", "medium", since, object_id("Pod", first_pod, ns),
             f"Standing problem: {len(pods)} pod(s) of ReplicaSet {rs_name} in {ns} have been crash-looping since "
             f"at least {_fmt(since)}, before the window opened: it did not start this incident. Read "
             f"`kubectl -n {ns} logs {first_pod} --previous` when the incident is over.",

@@ -8,6 +8,7 @@ import pandas as pd
 
 from opsbook.analysis import kops_parity as kp
 from opsbook.analysis.validate.catalog import EVAL_COLUMNS
+from opsbook.report import object_id
 
 
 def _kops_check(failure_type: str, message: str) -> str:
@@ -57,11 +58,11 @@ def kops_evaluations(verdict: kp.KopsVerdict, nodes: pd.DataFrame, pods: pd.Data
         elif check == "kops.instance.joined":
             obj = f"instance/{f.name}"
         elif check == "kops.pod.system_critical":
-            obj = f"pod/{f.name}"
+            obj = object_id("Pod", f.name)
         elif check == "kops.dns.apiserver":
             obj = "dns/apiserver"
         else:
-            obj = f"node/{f.name}"
+            obj = object_id("Node", f.name)
         failing.add((check, obj))
         critical = f.instance_group in cp_groups or check == "kops.controlplane.components"
         ns, _, pod = f.name.partition("/")
@@ -77,9 +78,9 @@ def kops_evaluations(verdict: kp.KopsVerdict, nodes: pd.DataFrame, pods: pd.Data
     passed += [("kops.instancegroup.size", f"instancegroup/{i}", "") for i in g.loc[g["found"], "instance_group"]]
     m = verdict.members
     passed += [("kops.instance.joined", f"instance/{i}", "") for i in m["instance_id"]]
-    passed += [("kops.node.ready", f"node/{n}", "") for n in verdict.nodes["name"]]
+    passed += [("kops.node.ready", object_id("Node", n), "") for n in verdict.nodes["name"]]
     ready_cp = nodes[nodes["name"].isin(verdict.nodes["name"]) & nodes["control_plane_label"].astype(bool)]
-    passed += [("kops.controlplane.components", f"node/{n}", "") for n in ready_cp["name"]]
+    passed += [("kops.controlplane.components", object_id("Node", n), "") for n in ready_cp["name"]]
     crit = pods[pods["priority_class"].isin(kp.CRITICAL_CLASSES) & (pods["phase"] != "Succeeded")]
     passed += [("kops.pod.system_critical", f"pod/{ns}/{n}", ns) for ns, n in zip(crit["namespace"], crit["name"],
                                                                                   strict=True)]
