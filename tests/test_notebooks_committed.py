@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import nbformat
@@ -26,3 +27,31 @@ def test_committed_without_outputs(path: Path) -> None:
     ]
     assert dirty == [], f"{path.name}: cells {dirty} carry outputs or execution counts; clear them before committing"
     assert "papermill" not in nb.metadata or not nb.metadata["papermill"].get("parameters"), "executed copy"
+
+
+RUNBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _opsbook_imports(path: Path) -> set[str]:
+    """The opsbook modules a notebook's code cells import (``import x`` and ``from x import y``)."""
+    found: set[str] = set()
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("opsbook"):
+                # `from opsbook import report` and `from opsbook.runbooks import x` import modules by name
+                packages = ("opsbook", "opsbook.runbooks")
+                found |= {f"{node.module}.{a.name}" if node.module in packages else node.module for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("opsbook")}
+    return found
+
+
+@pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: p.name)
+def test_a_notebook_reaches_the_library_through_its_facade_only(path: Path) -> None:
+    """notebooks/X.ipynb imports runbooks/X.py (onboarding: opsbook.onboarding) and report, nothing else."""
+    facade = "opsbook.onboarding" if path.stem == "onboarding" else f"opsbook.runbooks.{path.stem.replace('-', '_')}"
+    assert (ROOT / "lib" / Path(*facade.split("."))).with_suffix(".py").exists(), facade
+    assert _opsbook_imports(path) <= {facade, "opsbook.report"}, path.name
+    assert facade in _opsbook_imports(path), path.name

@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 import opsbook.plots  # noqa: F401 - shows returned Figures as PNG in notebooks
 from opsbook.aws.asg import cluster_instances
+from opsbook.aws.session import cluster_name as env_cluster_name
 from opsbook.k8s import inventory
 from opsbook.report import Finding
 
@@ -48,11 +49,14 @@ def instances_table(
 ) -> pd.DataFrame:
     """The cluster's EC2 instances (tag ``KubernetesCluster``), optionally only those launched recently.
 
+    An empty ``cluster_name`` means ``$KOPS_CLUSTER_NAME``.
+
     Returns:
         DataFrame with columns instance_id, instance_group, instance_type, zone, state, private_dns, launch_time.
     """
     # terminated instances linger in describe output for about an hour: not inventory
-    df = cluster_instances(cluster_name, region, ec2, ("pending", "running", "stopping", "stopped"))
+    states = ("pending", "running", "stopping", "stopped")
+    df = cluster_instances(cluster_name or env_cluster_name(), region, ec2, states)
     df = df[INSTANCE_COLUMNS]
     if max_age_days is not None and not df.empty:
         df = df[df["launch_time"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=max_age_days)]

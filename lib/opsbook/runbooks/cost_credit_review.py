@@ -17,10 +17,11 @@ from opsbook.analysis import credits
 from opsbook.aws import cloudwatch, ec2, pricing
 from opsbook.aws.cloudwatch import MetricData
 from opsbook.aws.pricing import Actuals, Prices
+from opsbook.plots.credits import cpu_vs_baseline, credit_balance, monthly_cost
 
-__all__ = ["Actuals", "MetricData", "Prices", "actuals", "cost_findings", "cost_options", "credit_findings",
-           "credit_metrics", "credit_summary", "group_summary", "group_table", "instances", "inventory_findings",
-           "prices", "review_record"]
+__all__ = ["Actuals", "MetricData", "Prices", "actuals", "cost_findings", "cost_options", "cpu_vs_baseline",
+           "credit_balance", "credit_findings", "credit_metrics", "credit_summary", "group_summary", "group_table",
+           "instances", "inventory_findings", "monthly_cost", "prices", "review_record"]
 
 # pure steps, as the analysis names them
 group_summary = ec2.group_summary

@@ -1,7 +1,8 @@
 """The create-cluster runbook's façade: kops on AWS, or the local sandbox shaped like the requested cluster.
 
-The notebook ``notebooks/create-cluster.ipynb`` reaches the library through this module and
-:mod:`opsbook.kops` (parameters, preflight, plan). :func:`apply` dispatches on the provider:
+The notebook ``notebooks/create-cluster.ipynb`` reaches the library only through this module (and
+:mod:`opsbook.report`): the parameters, the preflight and the plan of :mod:`opsbook.kops` are re-exported
+here. :func:`apply` dispatches on the provider:
 ``kops`` runs :func:`opsbook.kops.apply.apply_kops`; ``sandbox`` brings the local sandbox up
 (or reshapes a running one) from the requested spec: one moto Auto Scaling group per instance
 group at the requested size and instance type, one simulated node per instance with kops'
@@ -24,13 +25,15 @@ from opsbook.k8s.client import api_client
 from opsbook.kops import apply as kapply
 from opsbook.kops.apply import ApplyResult, Stream, next_step
 from opsbook.kops.params import CreateParams
-from opsbook.kops.preflight import require_pass
+from opsbook.kops.params import validate as validate_params
+from opsbook.kops.plan import dry_run
+from opsbook.kops.preflight import advice, preflight_findings, require_pass, run_preflight
 from opsbook.kops.spec import ClusterSpec, InstanceGroup
 from opsbook.sandbox import DEFAULT_NAME, Sandbox, seed
 from opsbook.sandbox.cluster import Timing
 
-__all__ = ["ApplyResult", "apply", "apply_sandbox", "compare_sandbox", "node_matches", "sandbox_check",
-           "shape_sandbox"]
+__all__ = ["ApplyResult", "advice", "apply", "apply_sandbox", "compare_sandbox", "dry_run", "node_matches",
+           "preflight_findings", "run_preflight", "sandbox_check", "shape_sandbox", "validate_params"]
 
 
 def _reshape_aws(spec: ClusterSpec, say: Stream) -> list[str]:

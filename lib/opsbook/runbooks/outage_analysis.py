@@ -5,7 +5,9 @@ any step during an incident. Collection reads events (live, joined with the even
 :func:`opsbook.archive.collect_events`), the cluster's current state
 (:func:`opsbook.k8s.evidence.collect_k8s_evidence`) and the AWS side
 (:func:`opsbook.aws.evidence.collect_aws_evidence`); the detectors and their ranking are pure
-(:mod:`opsbook.analysis.outage`), and so are the timeline and the post-mortem draft.
+(:mod:`opsbook.analysis.outage`), and so are the timeline and the post-mortem draft. The notebook
+imports nothing else of the library but :mod:`opsbook.report`: the detectors' cache, the findings
+conversion, the swimlane plot and the post-mortem steps are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,14 +19,20 @@ import pandas as pd
 
 from opsbook import archive
 from opsbook.analysis import outage, timeline
+from opsbook.analysis.outage import MetricsCache, outage_findings, summary
+from opsbook.analysis.postmortem import draft as postmortem_draft
+from opsbook.analysis.postmortem import save as save_postmortem
+from opsbook.analysis.postmortem import times as postmortem_times
 from opsbook.analysis.timeline import Incident
 from opsbook.aws import evidence as aws_evidence
 from opsbook.aws import session
 from opsbook.aws.metric_specs import metric_owners
 from opsbook.k8s import evidence as k8s_evidence
+from opsbook.plots.timeline import swimlanes
 
-__all__ = ["AwsSide", "Incident", "aws_side", "check_metrics", "cluster_events", "cluster_state",
-           "likely_causes", "story", "window"]
+__all__ = ["AwsSide", "Incident", "MetricsCache", "aws_side", "check_metrics", "cluster_events", "cluster_state",
+           "likely_causes", "outage_findings", "postmortem_draft", "postmortem_times", "save_postmortem", "story",
+           "summary", "swimlanes", "window"]
 
 
 def window(start: str, end: str, last_hours: float, *, title: str, extra_metrics: Sequence[str],

@@ -44,6 +44,7 @@ from opsbook.kops.apply import stream_kops
 from opsbook.kops.plan import last_error, run_kops
 from opsbook.kops.spec import ClusterSpec
 from opsbook.kops.toolchain import KOPS_VERSION, channel_file, find_kops
+from opsbook.plots.upgrade import ready_over_time as ready_over_time  # for the notebook
 from opsbook.report import SEVERITY_RANK, Finding, object_id
 from opsbook.runbooks.validate_cluster import validate_cluster
 from opsbook.sandbox import rolling

@@ -29,8 +29,10 @@ from opsbook.errors import AwsError, BadInput
 from opsbook.k8s import inventory
 from opsbook.k8s.certs import apiserver_certificate
 from opsbook.k8s.client import api_client
+from opsbook.plots.validate import node_readiness, pods_by_phase, run_score
 
-__all__ = ["Sources", "aws_clients", "collect", "resolve", "validate_cluster", "validate_findings"]
+__all__ = ["Sources", "aws_clients", "collect", "node_readiness", "pods_by_phase", "resolve", "run_score",
+           "validate_cluster", "validate_findings"]
 
 
 @dataclass
