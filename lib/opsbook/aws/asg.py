@@ -14,6 +14,7 @@ Every call here is read-only (``Describe*``, ``s3:GetObject``/``ListBucket``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -72,19 +73,36 @@ def cluster_asg_records(cluster: str, region: str | None = None, asg: Any = None
     """The cluster's Auto Scaling groups (tag ``KubernetesCluster=<cluster>``), as the API returns them.
 
     The one ASG lister: :func:`kops_cloud`, the CPU-credit inventory, the outage evidence and the
-    create-cluster façade read the cluster's groups through it.
+    create-cluster façade read the cluster's groups through it; create-cluster's "is work pending" asks
+    by name (:func:`existing_asg_names`) through the same pager.
 
     Raises:
         AwsError: the call failed; ApiUnavailable when denied or absent.
     """
+    groups = _describe_asgs(f"describe Auto Scaling groups of {cluster}", region, asg, calls,
+                            Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}])
+    return [g for g in groups if _tags(g.get("Tags", [])).get(CLUSTER_TAG) == cluster]
+
+
+def existing_asg_names(names: Sequence[str], region: str | None = None, asg: Any = None,
+                       calls: Calls | None = None) -> set[str]:
+    """Which of these Auto Scaling group names exist, tagged or not (create-cluster's "is work pending")."""
+    if not names:
+        return set()
+    groups = _describe_asgs("describe Auto Scaling groups by name", region, asg, calls,
+                            AutoScalingGroupNames=list(names))
+    return {g["AutoScalingGroupName"] for g in groups}
+
+
+def _describe_asgs(what: str, region: str | None, asg: Any, calls: Calls | None, **query: Any) -> list[dict[str, Any]]:
+    """The one DescribeAutoScalingGroups pager."""
     groups: list[dict[str, Any]] = []
-    with boundary(f"describe Auto Scaling groups of {cluster}"):
+    with boundary(what):
         asg = asg or client("autoscaling", region)
-        for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
-                Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]):
+        for page in asg.get_paginator("describe_auto_scaling_groups").paginate(**query):
             if calls:
                 calls.count += 1
-            groups += [g for g in page["AutoScalingGroups"] if _tags(g.get("Tags", [])).get(CLUSTER_TAG) == cluster]
+            groups += page["AutoScalingGroups"]
     return groups
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from opsbook.aws.asg import asg_name, existing_asg_names
 from opsbook.aws.s3url import split_s3
 from opsbook.aws.session import boundary
 from opsbook.aws.session import client as aws_client
@@ -234,16 +235,10 @@ def missing_groups(params: CreateParams, stored: Sequence[Mapping[str, Any]]) ->
     could not even say it: moto's DescribeWarmPool answers 500 for a group that does not exist, and
     kops retries its WarmPool task until its 10-minute task deadline.
     """
-    igs = [d for d in stored if d.get("kind") == "InstanceGroup"]
-    want = [f"{d['metadata']['name']}.masters.{params.cluster_name}"
-            if d.get("spec", {}).get("role") in ("Master", "ControlPlane")
-            else f"{d['metadata']['name']}.{params.cluster_name}" for d in igs]
-    if not want:
-        return []
-    asg = aws_client("autoscaling", params.region)
-    with boundary("autoscaling describe-auto-scaling-groups"):
-        found = {g["AutoScalingGroupName"] for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
-            AutoScalingGroupNames=want) for g in page["AutoScalingGroups"]}
+    names = (asg_name(d["metadata"]["name"], str(d.get("spec", {}).get("role", "")), params.cluster_name)
+             for d in stored if d.get("kind") == "InstanceGroup")
+    want = [n for n in names if n]
+    found = existing_asg_names(want, params.region)
     return [w for w in want if w not in found]
 
 
