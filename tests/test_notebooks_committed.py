@@ -50,8 +50,8 @@ def _opsbook_imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: p.name)
 def test_a_notebook_reaches_the_library_through_its_facade_only(path: Path) -> None:
-    """notebooks/X.ipynb imports runbooks/X.py (onboarding: opsbook.onboarding) and report, nothing else."""
-    facade = "opsbook.onboarding" if path.stem == "onboarding" else f"opsbook.runbooks.{path.stem.replace('-', '_')}"
+    """notebooks/X.ipynb imports runbooks/X.py and opsbook.report, nothing else of the library."""
+    facade = f"opsbook.runbooks.{path.stem.replace('-', '_')}"
     assert (ROOT / "lib" / Path(*facade.split("."))).with_suffix(".py").exists(), facade
     assert _opsbook_imports(path) <= {facade, "opsbook.report"}, path.name
     assert facade in _opsbook_imports(path), path.name

@@ -238,7 +238,7 @@ def consumer_stalled(ctx: Ctx) -> None:
 def master_restart(ctx: Ctx) -> None:
     r = drills.run_drill("master-restart", ctx.sb, ctx.api)
     ctx.began = dt.datetime.fromtimestamp(r.details["stopped_at"], UTC)  # the outage began when it stopped
-    ctx.obj = "ControlPlane/kube-apiserver"
+    ctx.obj = "controlplane/kube-apiserver"
     time.sleep(3)
 
 

@@ -164,7 +164,7 @@ def alarm_history_evidence(
                         (
                             h["Timestamp"],
                             "alarm",
-                            f"Alarm/{h['AlarmName']}",
+                            object_id("Alarm", h["AlarmName"]),
                             f"alarm -> {new or '?'}",
                             h.get("HistorySummary", ""),
                             sev,

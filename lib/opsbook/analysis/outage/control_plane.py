@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.analysis.outage.common import _finding, _fmt
+from opsbook.report import object_id
 
 
 def detect_control_plane_restart(
@@ -56,7 +57,7 @@ def detect_control_plane_restart(
             "control-plane.restart",
             "high",
             t0,
-            "ControlPlane/kube-apiserver",
+            object_id("ControlPlane", "kube-apiserver"),
             msg,
             ev,
             55 + 5 * len(leaders) + 5 * len(restarts),

@@ -1,12 +1,17 @@
-"""The onboarding walkthrough's library: a map of the cluster, the runbooks, and a game day.
+"""The onboarding walkthrough's façade: a map of the cluster, the runbooks, and a game day.
 
 Everything here reads the live cluster; only :func:`game_day` changes anything, and
-it refuses to run anywhere but the local sandbox.
+it refuses to run anywhere but the local sandbox. The runbooks are listed and run the way a
+newcomer would run them, through the ``opsbook`` command (``opsbook list``, ``opsbook run``), so
+this façade sits below the engine like every other.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +20,11 @@ from kubernetes import client as k8s
 from matplotlib.figure import Figure
 
 import opsbook.plots  # noqa: F401 - Figures render as PNG in notebooks
-from opsbook.engine.catalog import catalog
+from opsbook.errors import RunbookFailed
 from opsbook.k8s import inventory
 from opsbook.k8s.client import api_client
 from opsbook.k8s.objects import workload_of
+from opsbook.report import SEVERITY_RANK
 
 MAP_COLUMNS = ["instance_group", "role", "instance_type", "zone", "node", "namespace", "workload", "pods"]
 
@@ -124,12 +130,12 @@ def runbook_table() -> pd.DataFrame:
     """
     rows = [
         {
-            "runbook": rb.name,
-            "purpose": rb.purpose,
-            "changes_things": rb.mutates,
-            "run_it": f"opsbook run {rb.name} --output reports/",
+            "runbook": rb["name"],
+            "purpose": rb["purpose"],
+            "changes_things": rb["mutates"],
+            "run_it": f"opsbook run {rb['name']} --output reports/",
         }
-        for rb in catalog()
+        for rb in json.loads(_opsbook("list", "--format", "json").stdout)
     ]
     return pd.DataFrame(rows, columns=["runbook", "purpose", "changes_things", "run_it"])
 
@@ -168,30 +174,33 @@ def end_game_day(sandbox: str = "") -> list[str]:
     return drills.reset(Sandbox(name), api_client(st.kubeconfig)) or ["nothing to undo"]
 
 
+def _opsbook(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``opsbook`` command of this interpreter (the kernel's environment: same cluster, same AWS)."""
+    return subprocess.run([sys.executable, "-m", "opsbook.cli", *args], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+
+
 def run_runbook(name: str, output: str = "reports", **parameters: Any) -> pd.DataFrame:
-    """Run a runbook through the engine (as `opsbook run` would) and return its findings, worst first.
+    """Run a runbook as ``opsbook run`` does (it is that command) and return its findings, worst first.
 
     Returns:
         DataFrame with columns severity, check, object, message; ``attrs['report']`` is the HTML path
         and ``attrs['status']`` the run status.
-    """
-    from opsbook.engine.catalog import find_runbook
-    from opsbook.engine.params import parse_parameters
-    from opsbook.engine.run import run_runbook as engine_run
-    from opsbook.report import SEVERITY_RANK
 
-    rb = find_runbook(name)
-    res = engine_run(
-        rb, parse_parameters(rb.parameters, parameters, rb.name), output=str(Path(output)), fail_on="critical"
-    )
+    Raises:
+        RunbookFailed: the run did not finish (bad input, a failed step, no cluster), with its own message.
+    """
+    params = [a for k, v in parameters.items() for a in ("-p", f"{k}={v}")]
+    proc = _opsbook("run", name, *params, "--output", str(Path(output)), "--fail-on", "critical",
+                    "--format", "json")  # fmt: skip
+    if proc.returncode not in (0, 1):  # 1: findings at or above --fail-on, the run itself finished
+        raise RunbookFailed(f"`opsbook run {name}` exited {proc.returncode}: {proc.stderr.strip()[-1500:]}")
+    summary = json.loads(proc.stdout)
     rows = sorted(
-        (
-            {"severity": f.severity, "check": f.check, "object": f.object, "message": f.message}
-            for f in res.findings
-        ),
+        ({k: f[k] for k in ("severity", "check", "object", "message")} for f in summary["findings"]),
         key=lambda r: -SEVERITY_RANK[r["severity"]],
     )
     df = pd.DataFrame(rows, columns=["severity", "check", "object", "message"])
-    df.attrs["report"] = res.locations.get("html", "")
-    df.attrs["status"] = res.status
+    df.attrs["report"] = summary["files"].get("html", "")
+    df.attrs["status"] = summary["status"]
     return df
