@@ -482,3 +482,36 @@ def test_a_cancelled_eviction_of_a_pod_that_is_deleted_anyway_still_counts() -> 
     )
     top = outage.run_detectors(events, state, None, T0, END).iloc[0]
     assert (top["object"], top["data"]["evicted_pods"]) == (f"node/{VICTIM}", [f"shop/{p}"])
+
+
+def _apiserver_started(t: float) -> tuple[Any, ...]:
+    return (at(t), "control-plane", "controlplane/kube-apiserver", "kube-apiserver started",
+            "process_start_time_seconds", "high", "GET /metrics")  # fmt: skip
+
+
+def test_an_apiserver_restart_under_old_workloads_is_a_cause() -> None:
+    """The master restarted 5 min into the window; the shop's pods were created 3 h before: a restart, rank 1."""
+    state = rows([(at(OLD), "pod", "pod/shop/web-7d9f8c6b5d-aaaaa", "created", f"on node {VICTIM}", "info", "x"),
+                  _apiserver_started(300)])  # fmt: skip
+    found = outage.run_detectors(normalise_events([]), state, None, T0, END)
+    top = found.iloc[0]
+    assert (top["check"], top["object"], top["time"], top["rank"]) == (
+        "control-plane.restart", "controlplane/kube-apiserver", at(300), 1)
+
+
+def test_the_first_start_of_a_new_cluster_is_not_a_restart() -> None:
+    """A cluster (or sandbox) brought up 5 min into the window: every object is younger than its API server.
+
+    Nothing can be created before the API server first starts, so this start explains nothing; it was
+    ranked the #1 likely cause of the onboarding game day on a sandbox started minutes before.
+    """
+    state = rows([_apiserver_started(300),
+                  (at(310), "pod", "pod/shop/web-7d9f8c6b5d-aaaaa", "created", f"on node {VICTIM}", "info", "x")])
+    events = normalise_events([ev("u1", "Scheduled", pod("web-7d9f8c6b5d-aaaaa"), f"assigned to {VICTIM}", 311)])
+    found = outage.run_detectors(events, state, None, T0, END)
+    assert found.empty or "control-plane.restart" not in set(found["check"]), found[["check", "object"]]
+    assert outage.detect_control_plane_restart(events, state, T0, END) == []
+    # the same start with one event first seen an hour earlier (the history the runbook reads): a restart
+    older = normalise_events([ev("u0", "Pulled", pod("web-7d9f8c6b5d-zzzzz"), "pulled", -3600)])
+    again = outage.detect_control_plane_restart(events, state, T0, END, history_events=older)
+    assert [(f["check"], f["time"]) for f in again] == [("control-plane.restart", at(300))]

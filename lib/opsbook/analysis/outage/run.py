@@ -83,7 +83,7 @@ def run_detectors(
     found += lost
     lost_nodes = {f["object"].split("/", 1)[1] for f in lost if f["data"].get("evictions")}
     runs: list[Callable[[], list[dict[str, Any]]]] = [
-        lambda: detect_control_plane_restart(ev, evd, start, end),
+        lambda: detect_control_plane_restart(ev, evd, start, end, history=evidence, history_events=events),
         lambda: detect_cpu_credits(metrics, instances, config, cache=cache),
         lambda: detect_crashloop_after_rollout(ev, evd, config, evidence),
         lambda: detect_unready_after_rollout(ev, evd, config, evidence),
