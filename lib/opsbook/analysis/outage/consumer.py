@@ -35,15 +35,15 @@ def detect_consumer_stalled(
     if extra.empty:
         return []
     owners = owners or {}
+    # every extra series once, in (namespace, metric, id) order: a growing series looks its siblings up
+    # among the series, not among the rows (100 growing series scanned 1M rows each: 12 s of 15)
+    series = dict(list(extra.groupby(["namespace", "metric", "id"], sort=True)))
     out = []
     for g in growth(metrics, cache).itertuples():
         suffix = str(g.id)[len(str(g.metric)):]
-        sib = extra[
-            (extra["namespace"] == g.namespace)
-            & (extra["metric"] != g.metric)
-            & (extra["id"].astype(str).str.endswith(suffix) if suffix else True)
-        ]
-        for (metric, sid), s in sib.groupby(["metric", "id"]):
+        siblings = [(metric, sid, s) for (ns, metric, sid), s in series.items()
+                    if ns == g.namespace and metric != g.metric and str(sid).endswith(suffix)]  # fmt: skip
+        for metric, sid, s in siblings:
             before = s[s["time"] < g.onset]["value"]
             after = s[s["time"] >= g.onset]["value"]
             if len(after) < 3 or not (after.abs() <= zero).all() or not (before > zero).any():
