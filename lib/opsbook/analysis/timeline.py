@@ -244,9 +244,10 @@ _RS_SUFFIX = r"-[a-f0-9]{8,10}$"
 
 def group_key(objects: pd.Series) -> pd.Series:
     """The object a row collapses under: pods by their ReplicaSet/Job/DaemonSet prefix, others as is."""
-    is_pod = objects.str.startswith("pod/")
-    stripped = objects.str.replace(_POD_SUFFIX, "-*", regex=True)
-    return objects.where(~is_pod, stripped)
+    is_pod = objects.str.startswith("pod/").fillna(False).astype(bool)
+    out = objects.copy()
+    out[is_pod] = objects[is_pod].str.replace(_POD_SUFFIX, "-*", regex=True)
+    return out
 
 
 def collapse(rows: pd.DataFrame, gap: pd.Timedelta | float = 30.0) -> pd.DataFrame:
@@ -298,9 +299,9 @@ def collapse(rows: pd.DataFrame, gap: pd.Timedelta | float = 30.0) -> pd.DataFra
         }
     )
     multi = n_obj > 1
-    out["object"] = head["object"].where(
-        ~multi, group_key(head["object"]) + " (" + pd.Series(n_obj).astype(str) + ")"
-    )
+    out["object"] = head["object"]
+    counts = pd.Series(n_obj[multi]).astype(str).to_numpy()
+    out.loc[multi, "object"] = group_key(head["object"][multi]) + " (" + counts + ")"
     out["detail"] = head["detail"].where(
         n_detail <= 1, head["detail"].astype(str) + " (+" + pd.Series(n_detail - 1).astype(str) + " more)"
     )
