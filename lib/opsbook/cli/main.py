@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -591,53 +592,42 @@ JobTimeoutOpt = Annotated[int, typer.Option("--timeout", min=60, help="Job deadl
 RUNNER_IMAGE = "opsbook-runner:0.1.0"
 
 
-@schedule_app.command("render")
-def schedule_render(
-    runbook: RunbookArg,
-    cron: CronOpt,
-    output: ScheduleOutputOpt,
-    param: ParamsOpt = None,
-    params_file: ParamsFileOpt = None,
-    image: ImageOpt = RUNNER_IMAGE,
-    fail_on: JobFailOnOpt = "high",
-    timeout: JobTimeoutOpt = 1800,
-    env: EnvOpt = None,
-    annotation: AnnotationOpt = None,
-    time_zone: TzOpt = None,
-    namespace: NsOpt = "opsbook",
-) -> None:
-    """Print the manifests (ClusterRole, Namespace, ServiceAccount, binding, ConfigMap, CronJob)."""
-    from opsbook.engine import schedule
+def _schedule_command(apply: bool, doc: str) -> Callable[..., None]:
+    """``schedule render`` and ``schedule apply``: the same options, then print or server-side apply."""
 
-    objs = _schedule_objs(
-        runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
-    )
-    sys.stdout.write(schedule.to_yaml(objs))
+    def command(
+        runbook: RunbookArg,
+        cron: CronOpt,
+        output: ScheduleOutputOpt,
+        param: ParamsOpt = None,
+        params_file: ParamsFileOpt = None,
+        image: ImageOpt = RUNNER_IMAGE,
+        fail_on: JobFailOnOpt = "high",
+        timeout: JobTimeoutOpt = 1800,
+        env: EnvOpt = None,
+        annotation: AnnotationOpt = None,
+        time_zone: TzOpt = None,
+        namespace: NsOpt = "opsbook",
+    ) -> None:
+        from opsbook.engine import schedule
+
+        objs = _schedule_objs(
+            runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
+        )
+        if not apply:
+            sys.stdout.write(schedule.to_yaml(objs))
+            return
+        for done in schedule.apply(objs):
+            out.print(f"applied {done}")
+
+    command.__doc__ = doc
+    return command
 
 
-@schedule_app.command("apply")
-def schedule_apply(
-    runbook: RunbookArg,
-    cron: CronOpt,
-    output: ScheduleOutputOpt,
-    param: ParamsOpt = None,
-    params_file: ParamsFileOpt = None,
-    image: ImageOpt = RUNNER_IMAGE,
-    fail_on: JobFailOnOpt = "high",
-    timeout: JobTimeoutOpt = 1800,
-    env: EnvOpt = None,
-    annotation: AnnotationOpt = None,
-    time_zone: TzOpt = None,
-    namespace: NsOpt = "opsbook",
-) -> None:
-    """Server-side apply the manifests (field manager opsbook) to the current cluster (KUBECONFIG)."""
-    from opsbook.engine import schedule
-
-    objs = _schedule_objs(
-        runbook, cron, param, params_file, output, image, fail_on, timeout, env, annotation, time_zone, namespace
-    )
-    for done in schedule.apply(objs):
-        out.print(f"applied {done}")
+schedule_render = schedule_app.command("render")(_schedule_command(
+    False, "Print the manifests (ClusterRole, Namespace, ServiceAccount, binding, ConfigMap, CronJob)."))
+schedule_apply = schedule_app.command("apply")(_schedule_command(
+    True, "Server-side apply the manifests (field manager opsbook) to the current cluster (KUBECONFIG)."))
 
 
 @schedule_app.command("list")
