@@ -48,19 +48,6 @@ EXPECTED = {
 RESULTS: dict[str, dict[str, str]] = {}
 
 
-def _wait_for_evictions(api: k8s.ApiClient, node: str, timeout: float = 90) -> None:
-    core = k8s.CoreV1Api(api)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pods = core.list_namespaced_pod(drills.NAMESPACE, label_selector="app=taxi-api").items
-        on_node = [p for p in pods if p.spec.node_name == node]
-        replaced = [p for p in pods if p.spec.node_name != node and p.status.phase == "Running"]
-        if on_node and all(p.metadata.deletion_timestamp for p in on_node) and len(replaced) >= 3:
-            return
-        time.sleep(1)
-    raise AssertionError(f"pods on {node} were never evicted and replaced")
-
-
 @pytest.mark.parametrize("scenario", list(EXPECTED))
 def test_drill_then_outage_analysis_ranks_the_cause_first(
     scenario: str, sandbox: Sandbox, api: k8s.ApiClient, tmp_path: Path
@@ -74,7 +61,7 @@ def test_drill_then_outage_analysis_ranks_the_cause_first(
         drill_at = dt.datetime.now(dt.UTC)
         result = drills.run_drill(scenario, sandbox, api)
         if scenario == "node-lost":
-            _wait_for_evictions(api, result.details["node"])
+            drills.wait_for_evictions(api, result.details["node"])
         raw = {
             "start": start.isoformat(timespec="seconds"),
             "title": f"drill {scenario}",

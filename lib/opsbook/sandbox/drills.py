@@ -83,6 +83,31 @@ def _deployment(
     )
 
 
+def wait_for_evictions(api: k8s.ApiClient, node: str, timeout: float = 90.0) -> float:
+    """Wait until the node controller evicts taxi-api's pods from a lost ``node`` and 3 replacements run.
+
+    A lost node's pods go only after the grace period and the unreachable toleration (10 s + 10 s on the
+    sandbox, 40 s + 300 s in production): an outage analysis run before that sees no node loss yet.
+
+    Returns:
+        Seconds waited.
+
+    Raises:
+        SandboxError: not evicted and replaced within ``timeout``.
+    """
+    core = k8s.CoreV1Api(api)
+    t0 = time.monotonic()
+
+    def evicted() -> bool:
+        pods = core.list_namespaced_pod(NAMESPACE, label_selector="app=taxi-api").items
+        on_node = [p for p in pods if p.spec.node_name == node]
+        replaced = [p for p in pods if p.spec.node_name != node and p.status.phase == "Running"]
+        return bool(on_node) and all(p.metadata.deletion_timestamp for p in on_node) and len(replaced) >= 3
+
+    wait_for(evicted, timeout, f"taxi-api's pods on {node} to be evicted and replaced", interval=1.0)
+    return time.monotonic() - t0
+
+
 def ensure_workloads(api: k8s.ApiClient) -> None:
     """Create the ``taxi`` demo workloads if they are missing (idempotent)."""
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
