@@ -48,8 +48,10 @@ def artifact(name: str) -> Path:
 def run_all_cells(page: Page, timeout_ms: int = 300_000) -> list[str]:
     """In an open JupyterLab notebook: Run > Run All Cells, wait until every code cell ran; return the prompts."""
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000, state="attached")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000, state="attached")
     for _ in range(3):  # a click that lands while the kernel is still connecting can be dropped: click again
+        # after a dialog (a kernel chosen, one terminating) the new kernel must be idle before Run All counts
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000,
+                               state="attached")  # fmt: skip
         no = page.locator(".jp-toast-button", has_text="No")  # "get notified about Jupyter news?" covers the page
         if no.count():
             no.first.click()
@@ -86,8 +88,13 @@ def dismiss_dialogs(page: Page) -> list[str]:
         text = dialog.first.inner_text()
         seen.append(text)
         print(f"[browser] JupyterLab dialog: {text!r}")
-        button = "accept" if "Select Kernel" in text else "reject"
-        dialog.first.locator(f".jp-Dialog-button.jp-mod-{button}").first.click()
+        # a kernel choice is accepted; anything else cancelled, or acknowledged when "Ok" is its only button
+        # ("Kernel Terminating": choosing the kernel replaced the one JupyterLab had already started)
+        reject = dialog.first.locator(".jp-Dialog-button.jp-mod-reject")
+        if "Select Kernel" in text or not reject.count():
+            dialog.first.locator(".jp-Dialog-button.jp-mod-accept").first.click()
+        else:
+            reject.first.click()
         page.wait_for_timeout(500)
     return seen
 
