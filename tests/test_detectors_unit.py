@@ -216,6 +216,25 @@ def test_crash_loop_since_before_the_window_is_not_a_rollout_cause() -> None:
     assert "crash-looping since at least 11:51:40Z" in f["message"]
 
 
+def test_a_standing_crash_loop_stays_standing_when_its_pod_is_replaced() -> None:
+    """The crash-looping pod's node died in the window: its replacement crash-loops just the same.
+
+    The first pod's BackOff series began an hour before the window (it is gone now); the replacement was
+    created 5 min into the window. Still one standing problem, dated by the first pod, named by the
+    pod that loops now (the one whose logs can be read). Seen in a corpus run: "node-lost + noise"
+    lost its standing crash loop when the legacy worker sat on the lost node.
+    """
+    old, new = "worker-6b7c8d9e0f-aaaaa", "worker-6b7c8d9e0f-bbbbb"
+    state = rows([(at(300), "pod", f"pod/shop/{new}", "created", f"on node {OTHER}", "info", "x"),
+                  (at(330), "pod", f"pod/shop/{new}", "waiting CrashLoopBackOff", "x", "high", "x")])  # fmt: skip
+    events = normalise_events([ev("b0", "BackOff", pod(old), "Back-off restarting failed container", -3600, 40),
+                               ev("b1", "BackOff", pod(new), "Back-off restarting failed container", 340, 3)])
+    found = outage.run_detectors(events, state, None, T0, END)
+    assert list(found["check"]) == ["pod.crashloop"]
+    f = found.iloc[0]
+    assert (f["kind"], f["object"], f["time"], f["data"]["pods"]) == ("standing", f"pod/shop/{new}", at(-3600), 2)
+
+
 def test_crash_loop_that_began_inside_the_window_without_a_rollout_is_not_standing() -> None:
     p = "worker-6b7c8d9e0f-zzzzz"
     state = rows([(at(300), "pod", f"pod/shop/{p}", "waiting CrashLoopBackOff", "x", "high", "x")])

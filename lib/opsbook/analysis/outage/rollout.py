@@ -15,6 +15,8 @@ import pandas as pd
 from opsbook.analysis.outage.common import Config, _finding, _fmt
 from opsbook.report import object_id
 
+_POD_HASH = re.compile(r"-[a-z0-9]{5}$")  # a ReplicaSet's pod is <rs>-xxxxx
+
 
 def detect_crashloop_after_rollout(
     events: pd.DataFrame, evidence: pd.DataFrame, config: Config = Config(), history: pd.DataFrame | None = None
@@ -192,21 +194,24 @@ def detect_standing_crashloop(
     if looping.empty:
         return []
     names = {str(o).split("/", 1)[1] for o in looping["object"]}  # pod/ns/name -> ns/name
+    # earlier pods of the same ReplicaSets count too: a crash-looping pod whose node died is replaced by one
+    # that crash-loops just the same, and only the first pod's BackOff events date the problem
+    looping_rs = {_POD_HASH.sub("", n) for n in names}
     signs: list[tuple[str, Any, str]] = []
     for r in pods_ev[pods_ev["what"].isin(_CRASH_ROWS)].itertuples():
         key = str(r.object).split("/", 1)[1]
-        if key in names:
+        if _POD_HASH.sub("", key) in looping_rs:
             signs.append((key, r.time, str(r.evidence)))
     if len(events):
         bo = events[(events["reason"] == "BackOff") & (events["kind"] == "Pod")]
         for r in bo.itertuples():
             key = f"{r.namespace}/{r.name}"
-            if key in names:
+            if _POD_HASH.sub("", key) in looping_rs:
                 first = r.first_time if not pd.isna(r.first_time) else r.time
                 signs.append((key, first, str(r.event)))
     df = pd.DataFrame(signs, columns=["pod", "time", "evidence"])
     df["time"] = pd.to_datetime(df["time"], utc=True)
-    df["rs"] = df["pod"].str.replace(r"-[a-z0-9]{5}$", "", regex=True)
+    df["rs"] = df["pod"].str.replace(_POD_HASH.pattern, "", regex=True)
     out = []
     for rs, g in df.dropna(subset=["time"]).groupby("rs", sort=True):
         since = g["time"].min()
@@ -214,7 +219,7 @@ def detect_standing_crashloop(
             continue
         ns, rs_name = str(rs).split("/", 1)
         pods = sorted(set(g["pod"]))
-        first_pod = pods[0].split("/", 1)[1]
+        first_pod = min(p for p in names if _POD_HASH.sub("", p) == rs).split("/", 1)[1]  # one looping now
         out.append(_finding(
             "pod.crashloop", "medium", since, object_id("Pod", first_pod, ns),
             f"Standing problem: {len(pods)} pod(s) of ReplicaSet {rs_name} in {ns} have been crash-looping since "
