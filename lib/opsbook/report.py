@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,6 +24,10 @@ SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 METADATA_KEY = "opsbook"
 ROW_COLUMNS = ["time", "source", "object", "what", "detail", "severity", "evidence"]
 """An evidence row (k8s and AWS evidence, detectors, the timeline): one thing that happened and its proof."""
+
+
+POD_SUFFIX = re.compile(r"-[a-z0-9]{5}$")
+"""The random suffix a controller gives its pods: a ReplicaSet's (or Job's, DaemonSet's) pod is ``<owner>-xxxxx``."""
 
 
 def object_id(kind: str, name: str, namespace: str = "") -> str:

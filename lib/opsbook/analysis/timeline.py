@@ -22,7 +22,7 @@ import pandas as pd
 from opsbook.aws.metric_specs import MetricSpec, check_instance_metrics, parse_metric_spec
 from opsbook.display import plain
 from opsbook.errors import BadInput
-from opsbook.report import SEVERITIES, SEVERITY_RANK
+from opsbook.report import POD_SUFFIX, SEVERITIES, SEVERITY_RANK
 from opsbook.times import parse_time
 
 if TYPE_CHECKING:
@@ -238,7 +238,6 @@ def alert_rows(alerts: dict[str, pd.Timestamp]) -> pd.DataFrame:
     return df
 
 
-_POD_SUFFIX = r"-[a-z0-9]{5}$"
 _RS_SUFFIX = r"-[a-f0-9]{8,10}$"
 
 
@@ -246,7 +245,7 @@ def group_key(objects: pd.Series) -> pd.Series:
     """The object a row collapses under: pods by their ReplicaSet/Job/DaemonSet prefix, others as is."""
     is_pod = objects.str.startswith("pod/").fillna(False).astype(bool)
     out = objects.copy()
-    out[is_pod] = objects[is_pod].str.replace(_POD_SUFFIX, "-*", regex=True)
+    out[is_pod] = objects[is_pod].str.replace(POD_SUFFIX, "-*", regex=True)
     return out
 
 

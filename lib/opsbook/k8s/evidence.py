@@ -157,7 +157,6 @@ def node_evidence(nodes: list[Any], renewals: dict[str, Any] | None = None) -> p
     return rows(out)
 
 
-_HASH = re.compile(r"-[a-z0-9]{5}$")
 
 
 def pod_evidence(pods: list[Any]) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.analysis.outage.common import Config, _finding, _fmt, _secs
-from opsbook.report import object_id
+from opsbook.report import POD_SUFFIX, object_id
 
 # -- node lost ---------------------------------------------------------------------------------------
 _ASSIGNED = re.compile(r"Successfully assigned (?P<ns>[^/\s]+)/(?P<pod>\S+) to (?P<node>\S+)")
@@ -50,7 +50,7 @@ def workload_of(pod: str, rollouts: pd.DataFrame | None = None) -> str:
     ``replicaset/ns/<pod minus its hash>``.
     """
     ns, name = pod.split("/", 1)
-    rs = _HASH5.sub("", name)
+    rs = POD_SUFFIX.sub("", name)
     if rollouts is not None and len(rollouts):
         hit = rollouts[rollouts["what"].str.startswith(f"ReplicaSet {rs} ", na=False)]
         hit = hit[hit["object"].str.startswith(object_id("Deployment", "", ns), na=False)]
@@ -59,7 +59,6 @@ def workload_of(pod: str, rollouts: pd.DataFrame | None = None) -> str:
     return object_id("ReplicaSet", rs, ns)
 
 
-_HASH5 = re.compile(r"-[a-z0-9]{5}$")
 
 
 def _marks(tme: pd.DataFrame, placed: dict[str, str]) -> pd.DataFrame:
@@ -170,7 +169,7 @@ def detect_node_lost(
             w = workload_of(pod, rollouts)
             workloads[w] = workloads.get(w, 0) + 1
         # replacements: pods created by the evicted pods' ReplicaSets after the first eviction
-        rs_names = {_HASH5.sub("", p) for p in pods_evicted}
+        rs_names = {POD_SUFFIX.sub("", p) for p in pods_evicted}
         t_rep, rep_nodes = None, set()
         if n_ev and len(created):
             mine_rs = created[

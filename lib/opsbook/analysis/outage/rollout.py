@@ -13,9 +13,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.analysis.outage.common import Config, _finding, _fmt
-from opsbook.report import object_id
-
-_POD_HASH = re.compile(r"-[a-z0-9]{5}$")  # a ReplicaSet's pod is <rs>-xxxxx
+from opsbook.report import POD_SUFFIX, object_id
 
 
 def detect_crashloop_after_rollout(
@@ -119,7 +117,7 @@ def _after_rollout(
     if not hits:
         return []
     cdf = pd.DataFrame(hits, columns=["pod", "time", "evidence"])
-    cdf["rs"] = cdf["pod"].str.replace(r"-[a-z0-9]{5}$", "", regex=True)
+    cdf["rs"] = cdf["pod"].str.replace(POD_SUFFIX, "", regex=True)
     times = rollout_times(events, evidence)
     created_at = rollout_times(events.iloc[:0], evidence if history is None else history)
     created_at = created_at[created_at["how"] == "created"]
@@ -196,22 +194,21 @@ def detect_standing_crashloop(
     names = {str(o).split("/", 1)[1] for o in looping["object"]}  # pod/ns/name -> ns/name
     # earlier pods of the same ReplicaSets count too: a crash-looping pod whose node died is replaced by one
     # that crash-loops just the same, and only the first pod's BackOff events date the problem
-    looping_rs = {_POD_HASH.sub("", n) for n in names}
-    signs: list[tuple[str, Any, str]] = []
+    looping_rs = {POD_SUFFIX.sub("", n) for n in names}
+    signs: list[tuple[str, str, Any, str]] = []
     for r in pods_ev[pods_ev["what"].isin(_CRASH_ROWS)].itertuples():
         key = str(r.object).split("/", 1)[1]
-        if _POD_HASH.sub("", key) in looping_rs:
-            signs.append((key, r.time, str(r.evidence)))
+        if (rs := POD_SUFFIX.sub("", key)) in looping_rs:
+            signs.append((key, rs, r.time, str(r.evidence)))
     if len(events):
         bo = events[(events["reason"] == "BackOff") & (events["kind"] == "Pod")]
         for r in bo.itertuples():
             key = f"{r.namespace}/{r.name}"
-            if _POD_HASH.sub("", key) in looping_rs:
+            if (rs := POD_SUFFIX.sub("", key)) in looping_rs:
                 first = r.first_time if not pd.isna(r.first_time) else r.time
-                signs.append((key, first, str(r.event)))
-    df = pd.DataFrame(signs, columns=["pod", "time", "evidence"])
+                signs.append((key, rs, first, str(r.event)))
+    df = pd.DataFrame(signs, columns=["pod", "rs", "time", "evidence"])
     df["time"] = pd.to_datetime(df["time"], utc=True)
-    df["rs"] = df["pod"].str.replace(_POD_HASH.pattern, "", regex=True)
     out = []
     for rs, g in df.dropna(subset=["time"]).groupby("rs", sort=True):
         since = g["time"].min()
@@ -219,7 +216,7 @@ def detect_standing_crashloop(
             continue
         ns, rs_name = str(rs).split("/", 1)
         pods = sorted(set(g["pod"]))
-        first_pod = min(p for p in names if _POD_HASH.sub("", p) == rs).split("/", 1)[1]  # one looping now
+        first_pod = min(p for p in names if POD_SUFFIX.sub("", p) == rs).split("/", 1)[1]  # one looping now
         out.append(_finding(
             "pod.crashloop", "medium", since, object_id("Pod", first_pod, ns),
             f"Standing problem: {len(pods)} pod(s) of ReplicaSet {rs_name} in {ns} have been crash-looping since "
